@@ -1,0 +1,265 @@
+"""Label arrays: zarr arrays and legacy edflow ``.npy`` memmaps behind one array-like.
+
+Reading one element through zarr costs about a millisecond; reading a decoded chunk from memory
+costs a microsecond. :class:`LabelArray` therefore serves every read from whole decoded chunks kept
+in a byte-bounded :class:`ChunkCache`, and fetches the chunks a batch is missing in one zarr call,
+which zarr runs concurrently.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.storage
+
+from zview import _codecs
+from zview._tree import SEP
+from zview.errors import CorruptStoreError, IndexOutOfRangeError, MissingChunkError, ZViewError
+
+LEGACY_NAME = re.compile(r"^(?P<key>.+)-\*-(?P<shape>[0-9x]*)-\*-(?P<dtype>.+)\.npy$")
+"""edflow's label file name: ``KEY-*-SHAPE-*-DTYPE.npy`` (``KEY`` may end in ``:loader``)."""
+
+DEFAULT_CACHE_BYTES = 512 << 20
+
+
+class ChunkCache:
+    """A thread-safe LRU of decoded chunks, bounded by their total size in bytes."""
+
+    def __init__(self, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self._chunks: OrderedDict[tuple, np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> np.ndarray | None:
+        with self._lock:
+            chunk = self._chunks.get(key)
+            if chunk is not None:
+                self._chunks.move_to_end(key)
+            return chunk
+
+    def put(self, key: tuple, chunk: np.ndarray) -> None:
+        with self._lock:
+            if key in self._chunks:
+                return
+            self._chunks[key] = chunk
+            self._bytes += chunk.nbytes
+            while self._bytes > self.max_bytes and len(self._chunks) > 1:
+                _, old = self._chunks.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+class LabelArray:
+    """A read-only, chunk-cached array over a zarr array or a numpy (memmap) array.
+
+    Indexing follows numpy: ``a[i]``, ``a[2:5]``, ``a[[3, 1]]``; ``np.asarray(a)`` reads all.
+    ``check`` is called on every chunk once, when it is decoded (views check their indices).
+    """
+
+    def __init__(self, source: zarr.Array | np.ndarray, *, name: str, store: object,
+                 cache: ChunkCache | None = None,
+                 check: Callable[[np.ndarray, int], None] | None = None) -> None:
+        self.source = source
+        self.name = name
+        self.store = store
+        self.cache = cache if cache is not None else ChunkCache()
+        self.check = check
+        self.shape: tuple[int, ...] = tuple(source.shape)
+        if isinstance(source, zarr.Array):
+            self._attrs = source.attrs.asdict()
+            numpy_dtype = self._attrs.get("numpy_dtype")
+            self.dtype = np.dtype(numpy_dtype) if numpy_dtype else np.dtype(source.dtype)
+            self.rows = source.chunks[0] or 1
+        else:
+            self._attrs = {}
+            self.dtype = source.dtype
+            self.rows = max(1, self.shape[0]) if self.shape else 1
+        self._key = (id(self), name)
+
+    # -- array protocol --------------------------------------------------------------------------
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"<LabelArray {self.name} shape={self.shape} dtype={self.dtype}>"
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, (int, np.integer)):
+            i = self._normalize(int(index))
+            return self._chunk(i // self.rows)[i % self.rows]
+        if isinstance(index, slice):
+            return self.take(np.arange(*index.indices(len(self))))
+        if isinstance(index, tuple) and index:  # first axis here, the rest by numpy
+            rows = self[index[0]]
+            if isinstance(index[0], (int, np.integer)):
+                return rows[index[1:]]
+            return rows[(slice(None), *index[1:])]
+        return self.take(np.asarray(index))
+
+    def _normalize(self, i: int) -> int:
+        n = len(self)
+        if i < 0:  # a label, like a numpy array, counts negative indices from the end
+            i += n
+        if not 0 <= i < n:
+            raise IndexOutOfRangeError(self.name, i, n, store=self.store)
+        return i
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Rows at ``indices`` (any shape), reading each missing chunk once, concurrently."""
+        indices = np.asarray(indices)
+        if indices.ndim == 0:  # a scalar index gives a scalar, as numpy does
+            return self[int(indices)]
+        if indices.dtype == bool:
+            indices = np.flatnonzero(indices)
+        flat = indices.reshape(-1).astype(np.int64)
+        flat = np.where(flat < 0, flat + len(self), flat)
+        bad = (flat < 0) | (flat >= len(self))
+        if bad.any():
+            raise IndexOutOfRangeError(self.name, int(indices.reshape(-1)[bad.argmax()]),
+                                       len(self), store=self.store)
+        chunk_ids = flat // self.rows
+        needed = np.unique(chunk_ids)
+        self.prefetch(needed)
+        out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
+        for c in needed:
+            where = chunk_ids == c
+            out[where] = self._chunk(int(c))[flat[where] - c * self.rows]
+        return out.reshape(*indices.shape, *self.shape[1:])
+
+    # -- chunks ----------------------------------------------------------------------------------
+    def nchunks(self) -> int:
+        return -(-len(self) // self.rows) if self.shape else 1
+
+    def prefetch(self, chunk_ids: np.ndarray | list[int]) -> None:
+        """Decode the listed chunks that are not cached, in one concurrent zarr read."""
+        missing = [int(c) for c in chunk_ids if self.cache.get((*self._key, int(c))) is None]
+        if not missing or not isinstance(self.source, zarr.Array):
+            return
+        if len(missing) == 1:
+            self._chunk(missing[0])
+            return
+        bounds = [(c * self.rows, min((c + 1) * self.rows, len(self))) for c in missing]
+        rows = np.concatenate([np.arange(a, b) for a, b in bounds])
+        values = self._read(lambda: self.source.get_orthogonal_selection(
+            (rows, *(slice(None),) * (self.ndim - 1))), missing)
+        offset = 0
+        for c, (a, b) in zip(missing, bounds):
+            self._store_chunk(c, values[offset:offset + b - a], a)
+            offset += b - a
+
+    def _chunk(self, c: int) -> np.ndarray:
+        chunk = self.cache.get((*self._key, c))
+        if chunk is None:
+            start = c * self.rows
+            stop = min(start + self.rows, len(self))
+            if isinstance(self.source, zarr.Array):
+                chunk = self._read(lambda: self.source[start:stop], [c])
+            else:
+                chunk = np.asarray(self.source[start:stop])
+            chunk = self._store_chunk(c, chunk, start)
+        return chunk
+
+    def _store_chunk(self, c: int, values: np.ndarray, start: int) -> np.ndarray:
+        values = _codecs.from_zarr(np.asarray(values), self._attrs)
+        if self.check is not None:
+            self.check(values, start)
+        values.flags.writeable = False  # cached chunks are shared by every reader
+        self.cache.put((*self._key, c), values)
+        return values
+
+    def _read(self, read: Callable[[], np.ndarray], chunks: list[int]) -> np.ndarray:
+        try:
+            return read()
+        except MissingChunkError as e:
+            raise MissingChunkError(
+                f"chunk {e.key} of {self.name!r} is missing although the array was written "
+                f"complete; re-render or re-write it", store=self.store, key=self.name,
+                value=e.key) from e
+        except (ZViewError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # any decoder failure means bytes that are not what was written
+            raise CorruptStoreError(
+                f"chunk(s) {chunks} of {self.name!r} cannot be decoded ({type(e).__name__}: "
+                f"{e}); the store is corrupt: re-write it", store=self.store, key=self.name,
+                value=chunks) from e
+
+    def stored_bytes(self) -> int | None:
+        """Compressed size in the store, if known without listing (zarr) or the file size."""
+        if isinstance(self.source, zarr.Array):
+            try:
+                return int(self.source.nbytes_stored())
+            except Exception:  # remote stores may not list; the size is display-only
+                return None
+        return int(self.source.nbytes)
+
+
+class StrictStore(zarr.storage.WrapperStore):
+    """A store in which a missing chunk is an error, not fill values.
+
+    zarr reads an absent chunk as fill values; index 0 is a valid index, so for zview that
+    silence would mean wrong examples.
+    """
+
+    async def get(self, key, prototype, byte_range=None):
+        value = await self._store.get(key, prototype, byte_range)
+        if value is None and _is_chunk_key(key):
+            raise MissingChunkError(f"missing chunk {key}", key=key)
+        return value
+
+    async def get_partial_values(self, prototype, key_ranges):
+        key_ranges = list(key_ranges)
+        values = await self._store.get_partial_values(prototype, key_ranges)
+        for (key, _), value in zip(key_ranges, values):
+            if value is None and _is_chunk_key(key):
+                raise MissingChunkError(f"missing chunk {key}", key=key)
+        return values
+
+
+def _is_chunk_key(key: str) -> bool:
+    return "/c/" in f"/{key}" or key.endswith("/c")
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Turn ``{"a/b": x}`` into ``{"a": {"b": x}}``; dicts keyed ``0..n-1`` become lists.
+
+    edflow builds label trees with the same rule, so a view ``pair: [a, b]`` rendered into
+    ``pair/0`` and ``pair/1`` reads back as a list.
+
+    >>> nest({"a/0": 1, "a/1": 2, "b": 3})
+    {'a': [1, 2], 'b': 3}
+    """
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, last = path.split(SEP)
+        node = tree
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return _listify(tree)
+
+
+def _listify(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    node = {k: _listify(v) for k, v in node.items()}
+    if node and set(node) == {str(i) for i in range(len(node))}:
+        return [node[str(i)] for i in range(len(node))]
+    return node

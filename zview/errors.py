@@ -1,0 +1,142 @@
+"""Errors raised by zview.
+
+Every error is a :class:`ZViewError` and also the builtin a caller would catch: a missing store
+is a ``FileNotFoundError``, an index out of range an ``IndexError``, and so on. Each names the
+store, the key and the offending value, and keeps them as attributes.
+
+Examples
+--------
+>>> from zview.errors import IndexOutOfRangeError
+>>> try:
+...     raise IndexOutOfRangeError("views/seq", 31, 24, store="/data/view")
+... except IndexError as e:
+...     print(e.key, e.value)
+views/seq 31
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BaseBuildError",
+    "CorruptStoreError",
+    "IndexOutOfRangeError",
+    "MetaError",
+    "MissingChunkError",
+    "MissingLabelError",
+    "ReadOnlyStoreError",
+    "RenderRequiredError",
+    "StaleRenderError",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "UntrustedBaseError",
+    "ViewError",
+    "ZViewError",
+]
+
+
+class ZViewError(Exception):
+    """Base of every zview error.
+
+    Parameters
+    ----------
+    message
+        What went wrong and how to fix it.
+    store
+        The location of the store concerned, if any.
+    key
+        The key (label path, view path, ``meta.yaml`` key) concerned, if any.
+    value
+        The offending value, if any.
+    """
+
+    def __init__(self, message: str, *, store: object = None, key: object = None,
+                 value: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.store = store
+        self.key = key
+        self.value = value
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
+        where = f" [store: {self.store}]" if self.store is not None else ""
+        return f"{self.message}{where}"
+
+    def __reduce__(self):  # keep attributes across processes (DataLoader workers)
+        return (_rebuild, (type(self), self.message, self.store, self.key, self.value))
+
+
+def _rebuild(cls, message, store, key, value):
+    err = ZViewError.__new__(cls)
+    ZViewError.__init__(err, message, store=store, key=key, value=value)
+    return err
+
+
+class StoreNotFoundError(ZViewError, FileNotFoundError):
+    """No store (no ``meta.yaml``) at the location."""
+
+
+class StoreExistsError(ZViewError, FileExistsError):
+    """A write would replace an existing store and ``overwrite=True`` was not given."""
+
+
+class ReadOnlyStoreError(ZViewError, PermissionError):
+    """A store cannot be written (a zip, an anonymous bucket) but the operation must write."""
+
+
+class MetaError(ZViewError, ValueError):
+    """``meta.yaml`` is missing a key, malformed, too large, or has a value of the wrong type."""
+
+
+class ViewError(ZViewError, ValueError):
+    """Views of unequal length, a non-integer view, or a views tree of the wrong shape."""
+
+
+class MissingLabelError(ZViewError, KeyError):
+    """A key (a view, a loader, a label path) names no label."""
+
+
+class IndexOutOfRangeError(ZViewError, IndexError):
+    """An index outside ``[0, length)``; zview never wraps negative indices of a view around.
+
+    Parameters
+    ----------
+    key
+        The view or array holding the index, or ``"index"`` for a dataset index.
+    value
+        The offending index.
+    length
+        The length the index must stay below.
+    """
+
+    def __init__(self, key: object, value: object, length: int, *, store: object = None,
+                 detail: str = "") -> None:
+        message = f"index {value} in {key!s} is outside [0, {length}){detail}"
+        super().__init__(message, store=store, key=key, value=value)
+        self.length = length
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.message, self.store, self.key, self.value))
+
+
+class MissingChunkError(ZViewError, FileNotFoundError):
+    """A chunk of an array that was written complete is missing from the store."""
+
+
+class CorruptStoreError(ZViewError, ValueError):
+    """A chunk or metadata document cannot be decoded."""
+
+
+class RenderRequiredError(ZViewError, PermissionError):
+    """A view's labels are not rendered and the store cannot be written here."""
+
+
+class StaleRenderError(ZViewError, ValueError):
+    """The base changed since the view's labels were rendered."""
+
+
+class UntrustedBaseError(ZViewError, PermissionError):
+    """``meta.yaml`` names an import path that is not trusted; nothing was imported."""
+
+
+class BaseBuildError(ZViewError, ValueError):
+    """The base dataset named in ``meta.yaml`` could not be built."""

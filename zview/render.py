@@ -1,0 +1,264 @@
+"""Rendering: the base's labels taken through every view leaf, written chunk by chunk.
+
+``rendered[leaf][key] = take(base.labels[key], view_leaf, axis=0)``, streamed one output chunk
+at a time so memory stays bounded by a few chunks. A leaf is marked complete in the root
+attributes only after every chunk of every one of its arrays is in the store; an interrupted
+render resumes by skipping the chunks already there.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import zarr
+import zarr.errors
+from tqdm.auto import tqdm
+
+from zview import _codecs, _store
+from zview._labels import ChunkCache, LabelArray
+from zview._location import Location
+from zview.errors import ReadOnlyStoreError, RenderRequiredError, ZViewError
+from zview.view import MetaViewDataset, _rendered_prefix, base_labels
+
+RENDER_CACHE_BYTES = 64 << 20
+"""Decoded base-label chunks kept while rendering (the memory bound of a render)."""
+
+
+def render(location: str | Location, *, storage_options: dict | None = None,
+           trust: bool = False, force: bool = False, progress: bool = True,
+           dask: Any = None) -> dict[str, str]:
+    """Render the base's labels through every view leaf of the store at ``location``.
+
+    Parameters
+    ----------
+    location, storage_options, trust
+        As for :class:`zview.MetaViewDataset`.
+    force
+        Re-render complete leaves too (needed after the base changed).
+    progress
+        Show a progress bar (a widget in a notebook).
+    dask
+        A ``distributed.Client`` or a scheduler address: each output chunk becomes a task
+        written straight to the store. The result is identical to the serial render.
+
+    Returns
+    -------
+    dict
+        ``{leaf path: status}`` after rendering; every status is ``"complete"``.
+
+    Examples
+    --------
+    >>> zview.render("views/walk", progress=False)  # doctest: +SKIP
+    {'frames': 'complete', 'appearance': 'complete'}
+    """
+    view = MetaViewDataset(location, storage_options=storage_options, trust=trust,
+                           _rendered=False)
+    render_view(view, force=force, progress=progress, dask=dask)
+    view.group = _store.open_group(view.location)
+    view.state = _store.state(view.group)
+    return view.render_status()
+
+
+def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = True,
+                dask: Any = None) -> None:
+    """Render the leaves of ``view`` that are not complete (all of them with ``force``)."""
+    location = view.location
+    if view.group is None:
+        raise RenderRequiredError(
+            f"{location} is an edflow folder, which zview reads unchanged and renders on "
+            f"access; to store rendered labels, convert it: `zview convert {location} DST`",
+            store=str(location), key="labels")
+    group = _writable_group(location)
+    status = view.render_status()
+    fingerprint = view.base_fingerprint()
+    sources = base_labels(view.base)
+    tasks: list[tuple[str, str, int]] = []
+    todo = [leaf for leaf, s in status.items() if force or s != "complete"]
+    _set_render_state(group, {leaf: {"fingerprint": fingerprint, "complete": False}
+                              for leaf in todo})
+    for leaf, index in view.view_leaves():
+        if leaf not in todo:
+            continue
+        fresh = force or status[leaf] == "stale"
+        for key, source in sources.items():
+            path = f"{_rendered_prefix(leaf)}/{key}"
+            out = _output_array(group, path, index, source, fresh)
+            done = set() if fresh else written_chunks(location, path)
+            tasks += [(leaf, key, c) for c in range(_nchunks(out)) if c not in done]
+    _store.consolidate(location)
+    if dask is not None:
+        _run_on_dask(view, tasks, dask, progress)
+    else:
+        cache = ChunkCache(RENDER_CACHE_BYTES)
+        sources = {k: _cached(a, cache, view) for k, a in sources.items()}
+        outputs = {}
+        for leaf, key, c in tqdm(tasks, desc=f"render {location}", unit="chunk",
+                                 disable=not progress or not tasks):
+            path = f"{_rendered_prefix(leaf)}/{key}"
+            if path not in outputs:
+                outputs[path] = group[path]
+            write_chunk(outputs[path], get_view_leaf(view, leaf), sources[key], c)
+    _mark_complete(view, group, todo, fingerprint, list(sources))
+    _store.consolidate(location)
+
+
+def write_chunk(out: zarr.Array, index: LabelArray, source: Any, c: int) -> None:
+    """Write output chunk ``c``: the source rows at the view's indices for those rows."""
+    rows = slice(c * out.chunks[0], min((c + 1) * out.chunks[0], out.shape[0]))
+    out[rows] = _codecs.to_zarr(take(source, index[rows]))
+
+
+def take(source: Any, indices: np.ndarray) -> np.ndarray:
+    """``source`` rows at ``indices`` (any shape) for zview label arrays and numpy arrays."""
+    if isinstance(source, (LabelArray, LazyRendered)):
+        return source.take(indices)
+    return np.take(np.asarray(source) if not isinstance(source, np.ndarray) else source,
+                   indices, axis=0)
+
+
+def get_view_leaf(view: MetaViewDataset, leaf: str) -> LabelArray:
+    return dict(view.view_leaves())[leaf]
+
+
+def _cached(source: Any, cache: ChunkCache, view: MetaViewDataset) -> Any:
+    """The source read through the render's own bounded cache (not the base's big one)."""
+    if isinstance(source, LabelArray):
+        return LabelArray(source.source, name=source.name, store=source.store, cache=cache)
+    return source
+
+
+def _writable_group(location: Location) -> zarr.Group:
+    try:
+        store = location.zarr_store(read_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            return zarr.open_group(store, mode="r+", use_consolidated=False)
+    except (ReadOnlyStoreError, PermissionError) as e:
+        raise RenderRequiredError(
+            f"{location} cannot be written here ({e}); render it where it can be written, or "
+            f"convert it to a writable location first", store=str(location), key="rendered"
+        ) from e
+
+
+def _output_array(group: zarr.Group, path: str, index: LabelArray, source: Any,
+                  fresh: bool) -> zarr.Array:
+    shape = (*index.shape, *np.shape(source)[1:])
+    dtype = np.dtype(source.dtype)
+    if not fresh and path in group:
+        existing = group[path]
+        if existing.shape == shape and existing.attrs.get("numpy_dtype", str(existing.dtype)) in (
+                dtype.str, str(dtype)):
+            return existing
+    rows = _codecs.rows_per_chunk(shape, dtype.itemsize)
+    sample = take(source, index[: min(rows, len(index))]) if len(index) else None
+    return _codecs.create_array(group, path, shape, dtype, sample=sample)
+
+
+def _nchunks(array: zarr.Array) -> int:
+    return -(-array.shape[0] // array.chunks[0]) if array.shape[0] else 0
+
+
+def written_chunks(location: Location, path: str) -> set[int]:
+    """First-axis chunk indices present in the store for the array at ``path`` (one listing)."""
+    fs, root = location.filesystem()
+    prefix = posixpath.join(root, path, "c") if root else posixpath.join(path, "c")
+    try:
+        keys = fs.find(prefix)
+    except FileNotFoundError:
+        return set()
+    found = set()
+    for key in keys:
+        first = posixpath.relpath(key, prefix).split("/", 1)[0]
+        if first.isdigit():
+            found.add(int(first))
+    return found
+
+
+def _set_render_state(group: zarr.Group, updates: dict[str, dict]) -> None:
+    state = dict(group.attrs.get("zview", {}))
+    render = dict(state.get("render", {}))
+    render.update(updates)
+    state["render"] = render
+    group.attrs["zview"] = state
+
+
+def _mark_complete(view: MetaViewDataset, group: zarr.Group, leaves: Iterable[str],
+                   fingerprint: str, keys: list[str]) -> None:
+    """Mark each leaf complete, after checking that every chunk of it is in the store."""
+    for leaf in leaves:
+        for key in keys:
+            path = f"{_rendered_prefix(leaf)}/{key}"
+            missing = set(range(_nchunks(group[path]))) - written_chunks(view.location, path)
+            if missing:
+                raise ZViewError(f"render of {path!r} left chunks {sorted(missing)[:10]} "
+                                 f"unwritten; run `zview render {view.location}` to resume",
+                                 store=str(view.location), key=path, value=sorted(missing))
+    # re-read: another render may have marked other leaves meanwhile
+    fresh = zarr.open_group(view.location.zarr_store(read_only=False), mode="r+",
+                            use_consolidated=False)
+    _set_render_state(fresh, {leaf: {"fingerprint": fingerprint, "complete": True}
+                              for leaf in leaves})
+
+
+def _run_on_dask(view: MetaViewDataset, tasks: list[tuple[str, str, int]], dask: Any,
+                 progress: bool) -> None:
+    from distributed import Client, as_completed
+
+    client = Client(dask) if isinstance(dask, str) else dask
+    args = (view.location.url, view.location.storage_options, view.trust)
+    futures = [client.submit(_dask_task, *args, *task, pure=False) for task in tasks]
+    for future in tqdm(as_completed(futures), total=len(futures), desc=f"render {view.location}",
+                       unit="chunk", disable=not progress or not futures):
+        future.result()
+
+
+_worker_views: dict[tuple, MetaViewDataset] = {}
+
+
+def _dask_task(url: str, storage_options: dict, trust: bool, leaf: str, key: str, c: int
+               ) -> None:
+    """One output chunk, on a Dask worker; the view is opened once per worker and store."""
+    ident = (url, repr(sorted(storage_options.items())), trust)
+    view = _worker_views.get(ident)
+    if view is None:
+        view = MetaViewDataset(Location.resolve(url, storage_options), trust=trust,
+                               _rendered=False)
+        _worker_views[ident] = view
+    group = _writable_group(view.location)
+    source = base_labels(view.base)[key]
+    write_chunk(group[f"{_rendered_prefix(leaf)}/{key}"], get_view_leaf(view, leaf), source, c)
+
+
+class LazyRendered:
+    """A base label taken through a view leaf on access (legacy folders are never written)."""
+
+    def __init__(self, source: Any, index: LabelArray, *, name: str) -> None:
+        self.source, self.index, self.name = source, index, name
+        self.shape = (*index.shape, *np.shape(source)[1:])
+        self.dtype = np.dtype(source.dtype)
+        self.rows = max(1, index.rows)
+
+    ndim = property(lambda self: len(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, i: Any) -> Any:
+        return take(self.source, self.index[i])
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        return take(self.source, self.index.take(indices))
+
+    def prefetch(self, chunk_ids: Any) -> None:
+        self.index.prefetch(chunk_ids)
+
+    def __repr__(self) -> str:
+        return f"<rendered {self.name} shape={self.shape} dtype={self.dtype}>"

@@ -1,0 +1,2 @@
+"""Validation."""
+def validate(): pass

@@ -1,0 +1,293 @@
+"""Writing stores: a base dataset's labels, a label at a time, and views.
+
+Everything is checked before anything is written. A new local store is built in a temporary
+folder beside its destination and moved into place in one rename, so a failed write leaves what
+was there before; an existing store is replaced only with ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import zarr
+from tqdm.auto import tqdm
+
+from zview import _codecs, _store
+from zview._location import Location
+from zview._meta import META_NAME, check_meta, dump_meta
+from zview._tree import leaves, map_with_path
+from zview.errors import (IndexOutOfRangeError, MetaError, StoreExistsError, StoreNotFoundError,
+                          ViewError)
+
+
+def store_label(location: str | Location, key: str, data: np.ndarray, *,
+                loader: str | None = None, storage_options: dict | None = None) -> None:
+    """Write one label array into the store at ``location`` (edflow's ``store_label_mmap``).
+
+    ``key`` may be a path (``"views/seq"``); ``loader`` names the loader applied on access
+    (``"image"`` for a label of image paths). The store's root group is created if needed.
+
+    Examples
+    --------
+    >>> zview.store_label("data/base", "keypoints", np.zeros((100, 17, 2)))  # doctest: +SKIP
+    """
+    where = Location.resolve(location, storage_options)
+    data = np.asarray(data)
+    if data.ndim == 0:
+        raise ViewError(f"label {key!r} is a scalar; labels need one row per example",
+                        store=str(where), key=key, value=data)
+    group = zarr.open_group(where.zarr_store(read_only=False), mode="a")
+    _codecs.write_array(group, f"{_store.LABELS}/{key}", data,
+                        attrs={"loader": loader} if loader else None)
+    state = dict(group.attrs.get("zview", {}))
+    state.update(format=_store.FORMAT, length=int(data.shape[0]), fingerprint=_new_fingerprint())
+    group.attrs["zview"] = state
+    _store.consolidate(where)
+
+
+def write_dataset(location: str | Location, labels: dict[str, Any], *,
+                  description: str = "", loaders: dict[str, str] | None = None,
+                  loader_kwargs: dict[str, dict] | None = None, overwrite: bool = False,
+                  storage_options: dict | None = None, progress: bool = True) -> Location:
+    """Write a base dataset store: ``meta.yaml`` and a tree of labels.
+
+    Parameters
+    ----------
+    labels
+        Nested dicts of arrays, one row per example (``{"image": paths, "kps": (N, 17, 2)}``).
+    loaders, loader_kwargs
+        As in ``meta.yaml``: ``{"image": "image"}``, ``{"image": {"support": "-1->1"}}``.
+    """
+    where = Location.resolve(location, storage_options)
+    arrays = {path: np.asarray(a) for path, a in leaves(labels)}
+    _check_lengths(arrays, where)
+    meta = {"description": description}
+    if loaders:
+        meta["loaders"] = dict(loaders)
+    if loader_kwargs:
+        meta["loader_kwargs"] = dict(loader_kwargs)
+    check_meta(meta, store=str(where))
+    with _publish(where, overwrite=overwrite) as target:
+        _write_store(target, meta, arrays, progress=progress)
+    return where
+
+
+def write_view(location: str | Location, views: Any, *, base: Any,
+               base_kwargs: dict | None = None, description: str = "",
+               labels: dict[str, Any] | None = None, loaders: dict[str, str] | None = None,
+               loader_kwargs: dict[str, dict] | None = None, overwrite: bool = False,
+               render: bool = True, storage_options: dict | None = None, trust: bool = False,
+               progress: bool = True) -> Location:
+    """Write a view store: ``meta.yaml``, the index arrays and the rendered labels.
+
+    Parameters
+    ----------
+    location
+        Where to write (folder, URL or ``.zip``).
+    views
+        A tree (dicts and lists) of integer index arrays of one length ``M``, each of any shape
+        ``(M, ...)``; or of label keys into ``labels``.
+    base
+        The base: a zview dataset, a store location, or the import path of a dataset class
+        (called with ``base_kwargs``). A base location on the same filesystem is written
+        relative to the view, so the two can move together.
+    labels
+        The view's own labels (``M`` rows each), stored beside the index arrays.
+    render
+        Render the base's labels through every view now (otherwise on first open).
+
+    Examples
+    --------
+    >>> windows = np.arange(995)[:, None] + np.arange(5)             # doctest: +SKIP
+    >>> zview.write_view("walk", {"frames": windows}, base="frames")  # doctest: +SKIP
+    """
+    where = Location.resolve(location, storage_options)
+    base_dset, base_kwargs = _base_reference(base, base_kwargs, where)
+    meta: dict[str, Any] = {"description": description, "base_dset": base_dset,
+                            "base_kwargs": base_kwargs}
+    arrays = {path: np.asarray(a) for path, a in leaves(labels or {})}
+    spec = map_with_path(lambda path, leaf: _view_key(path, leaf, arrays), views)
+    meta["views"] = spec
+    if loaders:
+        meta["loaders"] = dict(loaders)
+    if loader_kwargs:
+        meta["loader_kwargs"] = dict(loader_kwargs)
+    check_meta(meta, store=str(where))
+    length = _check_lengths(arrays, where)
+    _check_indices(spec, arrays, meta, where, trust)
+    with _publish(where, overwrite=overwrite) as target:
+        _write_store(target, meta, arrays, progress=progress, length=length)
+        if render and target.is_local:  # a zip is rendered before it is packed
+            _render(target, trust, progress)
+    if render and not where.is_local:
+        _render(where, trust, progress)
+    return where
+
+
+def _render(location: Location, trust: bool, progress: bool) -> None:
+    from zview.render import render
+
+    render(location, trust=trust, progress=progress)
+
+
+def _view_key(path: str, leaf: Any, arrays: dict[str, np.ndarray]) -> str:
+    if isinstance(leaf, str):
+        if leaf not in arrays:
+            raise ViewError(f"view {path!r} names label {leaf!r}, which is not in labels",
+                            key=path, value=leaf)
+        return leaf
+    key = posixpath.join("views", path) if path else "view"
+    arrays[key] = np.asarray(leaf)
+    return key
+
+
+def _base_reference(base: Any, kwargs: dict | None, where: Location) -> tuple[str, dict]:
+    from zview.dataset import MetaDataset
+    from zview.view import MetaViewDataset
+
+    if isinstance(base, MetaDataset):
+        cls = "zview.MetaViewDataset" if isinstance(base, MetaViewDataset) else "zview.MetaDataset"
+        return cls, {"root": _relative(base.location, where), **(kwargs or {})}
+    if isinstance(base, (str, os.PathLike)) and (
+            "://" in os.fspath(base) or os.path.sep in os.fspath(base)
+            or os.path.exists(os.fspath(base))):
+        from zview import open as open_store
+
+        return _base_reference(open_store(base), kwargs, where)
+    if isinstance(base, str):
+        return base, dict(kwargs or {})
+    raise ViewError(f"base must be a zview dataset, a store location or an import path, not "
+                    f"{type(base).__name__}", store=str(where), key="base", value=base)
+
+
+def _relative(target: Location, start: Location) -> str:
+    if target.is_local and start.is_local:
+        return os.path.relpath(target.url, os.path.dirname(start.url) if start.is_zip
+                               else start.url)
+    if target.protocol == start.protocol and not start.is_zip:
+        a, b = target.url.split("://", 1)[1], start.url.split("://", 1)[1]
+        if a.split("/", 1)[0] == b.split("/", 1)[0]:  # same bucket
+            return posixpath.relpath(a, b)
+    return target.url
+
+
+def _check_lengths(arrays: dict[str, np.ndarray], where: Location) -> int:
+    lengths = {p: (a.shape[0] if a.ndim else None) for p, a in arrays.items()}
+    if None in lengths.values() or len(set(lengths.values())) > 1:
+        raise ViewError(f"labels and views must all have one length (first axis), got "
+                        f"{ {p: n for p, n in lengths.items()} }", store=str(where),
+                        key=sorted(lengths), value=lengths)
+    return next(iter(lengths.values()), 0)
+
+
+def _check_indices(spec: Any, arrays: dict[str, np.ndarray], meta: dict, where: Location,
+                   trust: bool) -> None:
+    from zview.view import build_base
+
+    base = build_base(meta, where, trust=trust)
+    n = len(base)
+    for path, key in leaves(spec):
+        index = arrays[key]
+        if index.dtype.kind not in "iu":
+            raise ViewError(f"view {path or key!r} holds {index.dtype} values; views hold "
+                            f"integer indices into the base", store=str(where), key=key,
+                            value=str(index.dtype))
+        if index.size:
+            low, high = index.min(), index.max()
+            if low < 0 or high >= n:
+                bad = low if low < 0 else high
+                raise IndexOutOfRangeError(key, int(bad), n, store=str(where),
+                                           detail=" (the base's length); nothing was written")
+
+
+def _write_store(target: Location, meta: dict, arrays: dict[str, np.ndarray], *,
+                 progress: bool, length: int | None = None) -> None:
+    fs, root = target.filesystem()
+    fs.makedirs(root, exist_ok=True)
+    group = zarr.open_group(target.zarr_store(read_only=False), mode="w")
+    for path, array in tqdm(arrays.items(), desc=f"write {target}", unit="array",
+                            disable=not progress or len(arrays) < 2):
+        _codecs.write_array(group, f"{_store.LABELS}/{path}", array)
+    group.attrs["zview"] = {"format": _store.FORMAT,
+                            "length": int(length if length is not None else
+                                          _check_lengths(arrays, target)),
+                            "fingerprint": _new_fingerprint()}
+    _store.consolidate(target)
+    fs.pipe_file(posixpath.join(root, META_NAME), dump_meta(meta).encode())  # last: "it exists"
+
+
+def _new_fingerprint() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@contextlib.contextmanager
+def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
+    """Yield where to build the store; put it in place only if building succeeded."""
+    if _exists(where) and not overwrite:
+        raise StoreExistsError(f"a store already exists at {where}; pass overwrite=True "
+                               f"(--overwrite) to replace it", store=str(where), key=META_NAME)
+    if where.inner:
+        raise MetaError("write a zip store to the zip file itself", store=str(where))
+    if where.is_local:
+        # built beside the destination, so relative roots in meta.yaml resolve the same there
+        stem = os.path.join(os.path.dirname(where.url),
+                            f".{os.path.basename(where.url)}.{uuid.uuid4().hex[:8]}")
+        os.makedirs(os.path.dirname(stem), exist_ok=True)
+        built = f"{stem}.tmp"
+        try:
+            yield Location(built, where.storage_options)
+            if where.is_zip:
+                _zip(built, f"{stem}.zip")
+                shutil.rmtree(built)
+                built = f"{stem}.zip"
+            _replace(built, where.url, f"{stem}.old")
+        finally:
+            for leftover in (f"{stem}.tmp", f"{stem}.zip", f"{stem}.old"):
+                if os.path.isdir(leftover):
+                    shutil.rmtree(leftover, ignore_errors=True)
+                elif os.path.lexists(leftover):
+                    os.remove(leftover)
+        return
+    if _exists(where):  # object stores have no rename: clear, then write meta.yaml last
+        fs, root = where.filesystem()
+        fs.rm(root, recursive=True)
+    yield where
+
+
+def _exists(where: Location) -> bool:
+    try:
+        where.read_bytes(META_NAME, limit=1)
+        return True
+    except (FileNotFoundError, StoreNotFoundError, NotADirectoryError):
+        return False
+
+
+def _zip(folder: str, path: str) -> None:
+    # zarr reads stored (uncompressed) members fastest; chunks are compressed already
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for dirpath, _, files in os.walk(folder):
+            for name in sorted(files):
+                full = os.path.join(dirpath, name)
+                zf.write(full, os.path.relpath(full, folder))
+
+
+def _replace(built: str, destination: str, old: str) -> None:
+    """Move ``built`` to ``destination``; the old one is removed only after the move."""
+    if os.path.lexists(destination):
+        os.replace(destination, old)
+    else:
+        old = None
+    try:
+        os.replace(built, destination)
+    except BaseException:
+        if old is not None:
+            os.replace(old, destination)
+        raise
