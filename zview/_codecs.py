@@ -117,7 +117,7 @@ def from_zarr(values: np.ndarray, attrs: dict) -> np.ndarray:
     """Values as they were written (zarr string arrays come back as ``<U`` of the stored width)."""
     numpy_dtype = attrs.get("numpy_dtype")
     if numpy_dtype is not None:
-        return np.asarray(values, dtype=str).astype(numpy_dtype)
+        return np.asarray(values.tolist(), dtype=numpy_dtype).reshape(values.shape)
     return values
 
 

@@ -209,13 +209,16 @@ def _check_indices(spec: Any, arrays: dict[str, np.ndarray], meta: dict, where: 
 
 
 def _write_store(target: Location, meta: dict, arrays: dict[str, np.ndarray], *,
-                 progress: bool, length: int | None = None) -> None:
+                 progress: bool, length: int | None = None,
+                 loaders: dict[str, str] | None = None) -> None:
     fs, root = target.filesystem()
     fs.makedirs(root, exist_ok=True)
     group = zarr.open_group(target.zarr_store(read_only=False), mode="w")
     for path, array in tqdm(arrays.items(), desc=f"write {target}", unit="array",
                             disable=not progress or len(arrays) < 2):
-        _codecs.write_array(group, f"{_store.LABELS}/{path}", array)
+        loader = (loaders or {}).get(path)
+        _codecs.write_array(group, f"{_store.LABELS}/{path}", array,
+                            attrs={"loader": loader} if loader else None)
     group.attrs["zview"] = {"format": _store.FORMAT,
                             "length": int(length if length is not None else
                                           _check_lengths(arrays, target)),
