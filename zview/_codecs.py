@@ -18,6 +18,13 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
+# zview stores use numcodecs' delta filter and consolidated metadata on purpose, and read them
+# with zarr-python; zarr's warning that other implementations may not is noise to our users.
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3",
+                        category=UserWarning)
+warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part",
+                        category=UserWarning)
+
 CHUNK_BYTES = 1 << 20
 """Target uncompressed size of one chunk."""
 
@@ -71,14 +78,10 @@ def create_array(group: zarr.Group, path: str, shape: tuple[int, ...], dtype: np
     if sample is None:
         sample = np.zeros((0,), dtype)
     rows = rows_per_chunk(shape, dtype.itemsize if dtype.kind not in "US" else 64, chunk_bytes)
-    with warnings.catch_warnings():
-        # numcodecs' delta and consolidated metadata are zarr-python features outside the v3
-        # spec; zview reads its stores with zarr-python, so the portability warning is moot.
-        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-        return group.create_array(
-            path, shape=shape, dtype=zdtype, chunks=(rows, *shape[1:]), overwrite=True,
-            attributes=attrs, fill_value=_fill(dtype), config={"write_empty_chunks": True},
-            **_codecs_for(np.asarray(sample, dtype)))
+    return group.create_array(
+        path, shape=shape, dtype=zdtype, chunks=(rows, *shape[1:]), overwrite=True,
+        attributes=attrs, fill_value=_fill(dtype), config={"write_empty_chunks": True},
+        **_codecs_for(np.asarray(sample, dtype)))
 
 
 def _fill(dtype: np.dtype) -> object:

@@ -50,7 +50,7 @@ def convert(source: str | os.PathLike | Location, destination: str | os.PathLike
     arrays = {path: np.asarray(a) for path, a in labels.items()}
     meta = _relocate_roots(meta, src, dst)
     with _publish(dst, overwrite=overwrite) as target:
-        _write_store(target, meta, arrays, progress=progress, loaders=named)
+        _write_store(target, meta, arrays, progress=progress, loaders=named, name=dst)
         _copy_other_files(src, target, progress)
         if "base_dset" in meta:
             from zview.render import render

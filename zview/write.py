@@ -76,7 +76,7 @@ def write_dataset(location: str | Location, labels: dict[str, Any], *,
         meta["loader_kwargs"] = dict(loader_kwargs)
     check_meta(meta, store=str(where))
     with _publish(where, overwrite=overwrite) as target:
-        _write_store(target, meta, arrays, progress=progress)
+        _write_store(target, meta, arrays, progress=progress, name=where)
     return where
 
 
@@ -124,10 +124,10 @@ def write_view(location: str | Location, views: Any, *, base: Any,
     length = _check_lengths(arrays, where)
     _check_indices(spec, arrays, meta, where, trust)
     with _publish(where, overwrite=overwrite) as target:
-        _write_store(target, meta, arrays, progress=progress, length=length)
-        if render and target.is_local:  # a zip is rendered before it is packed
+        _write_store(target, meta, arrays, progress=progress, length=length, name=where)
+        if render and where.is_zip:  # a zip is rendered before it is packed
             _render(target, trust, progress)
-    if render and not where.is_local:
+    if render and not where.is_zip:  # in place: an interrupted render resumes there
         _render(where, trust, progress)
     return where
 
@@ -210,11 +210,11 @@ def _check_indices(spec: Any, arrays: dict[str, np.ndarray], meta: dict, where: 
 
 def _write_store(target: Location, meta: dict, arrays: dict[str, np.ndarray], *,
                  progress: bool, length: int | None = None,
-                 loaders: dict[str, str] | None = None) -> None:
+                 loaders: dict[str, str] | None = None, name: Location | None = None) -> None:
     fs, root = target.filesystem()
     fs.makedirs(root, exist_ok=True)
     group = zarr.open_group(target.zarr_store(read_only=False), mode="w")
-    for path, array in tqdm(arrays.items(), desc=f"write {target}", unit="array",
+    for path, array in tqdm(arrays.items(), desc=f"write {name or target}", unit="array",
                             disable=not progress or len(arrays) < 2):
         loader = (loaders or {}).get(path)
         _codecs.write_array(group, f"{_store.LABELS}/{path}", array,
