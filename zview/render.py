@@ -109,6 +109,8 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
 def write_chunk(out: zarr.Array, index: LabelArray, source: Any, c: int) -> None:
     """Write output chunk ``c``: the source rows at the view's indices for those rows."""
     rows = slice(c * out.chunks[0], min((c + 1) * out.chunks[0], out.shape[0]))
+    # a chunk of fill values must still be written: a missing chunk means "not rendered yet"
+    out = out.with_config({"write_empty_chunks": True})
     out[rows] = _codecs.to_zarr(take(source, index[rows]))
 
 
