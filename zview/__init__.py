@@ -5,8 +5,8 @@ A view is a tree of integer index arrays into a base dataset, described by an ed
 a local disk, in a zip or in a bucket, and opens them anywhere.
 
 >>> import zview
->>> view = zview.open("fixtures/edflow-small/view")  # doctest: +SKIP
->>> len(view), sorted(view[0])                        # doctest: +SKIP
+>>> view = zview.open("fixtures/edflow-small/view")
+>>> len(view), sorted(view[0])
 (7, ['appearance', 'frames', 'index_', 'labels_', 'nested'])
 """
 
@@ -36,7 +36,10 @@ def open(location: str | os.PathLike | Location, *, storage_options: dict | None
 
     Examples
     --------
-    >>> ds = zview.open("s3://bucket/views/walk", storage_options={"anon": True})  # doctest: +SKIP
+    >>> zview.open("walk")
+    <MetaViewDataset ... len=20 labels=...>
+
+    A public bucket: ``zview.open("s3://bucket/views/walk", storage_options={"anon": True})``.
     """
     where = Location.resolve(location, storage_options)
     meta = read_meta(where)

@@ -40,8 +40,7 @@ def register_base(import_path: str, obj: Callable[..., Any] | None = None) -> No
 
     Examples
     --------
-    >>> import zview
-    >>> zview.register_base("mylab.data.Frames")  # doctest: +SKIP
+    >>> zview.register_base("mylab.data.Frames")
     """
     _registered[import_path] = obj
 

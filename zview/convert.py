@@ -35,7 +35,9 @@ def convert(source: str | os.PathLike | Location, destination: str | os.PathLike
 
     Examples
     --------
-    >>> zview.convert("edflow/view", "s3://bucket/view")  # doctest: +SKIP
+    >>> where = zview.convert("fixtures/edflow-small/view", "converted.zip", progress=False)
+    >>> zview.open(where).render_status()["frames"]
+    'complete'
     """
     src = Location.resolve(source, storage_options)
     dst = Location.resolve(destination, destination_storage_options

@@ -38,9 +38,9 @@ class MetaDataset:
 
     Examples
     --------
-    >>> ds = zview.MetaDataset("fixtures/edflow-small/base")  # doctest: +SKIP
-    >>> ds[0]["pid"], ds.labels["attr1"][:3]                  # doctest: +SKIP
-    ('cleo', array([ 0, 3, 6]))
+    >>> ds = zview.MetaDataset("fixtures/edflow-small/base")
+    >>> ds[0]["pid"], ds.labels["attr1"][:3]
+    ('cleo', array([0, 3, 6]))
     """
 
     def __init__(self, location: str | os.PathLike | Location, *,

@@ -52,8 +52,8 @@ def render(location: str | Location, *, storage_options: dict | None = None,
 
     Examples
     --------
-    >>> zview.render("views/walk", progress=False)  # doctest: +SKIP
-    {'frames': 'complete', 'appearance': 'complete'}
+    >>> zview.render("walk", force=True, progress=False)
+    {'frames': 'complete'}
     """
     view = MetaViewDataset(location, storage_options=storage_options, trust=trust,
                            _rendered=False)

@@ -25,7 +25,7 @@ def validate(location: str | os.PathLike | Location, *, storage_options: dict | 
 
     Examples
     --------
-    >>> zview.validate("views/walk")  # doctest: +SKIP
+    >>> zview.validate("walk")
     []
     """
     where = Location.resolve(location, storage_options)

@@ -40,8 +40,8 @@ class MetaViewDataset(MetaDataset):
 
     Examples
     --------
-    >>> view = zview.MetaViewDataset("fixtures/edflow-small/view")  # doctest: +SKIP
-    >>> [f["index_"] for f in view[0]["frames"]]                      # doctest: +SKIP
+    >>> view = zview.MetaViewDataset("fixtures/edflow-small/view")
+    >>> [int(f["index_"]) for f in view[0]["frames"]]
     [0, 1, 2]
     """
 

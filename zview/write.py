@@ -37,7 +37,9 @@ def store_label(location: str | Location, key: str, data: np.ndarray, *,
 
     Examples
     --------
-    >>> zview.store_label("data/base", "keypoints", np.zeros((100, 17, 2)))  # doctest: +SKIP
+    >>> zview.store_label("walk", "score", np.linspace(0, 1, 20))
+    >>> zview.open("walk").labels["score"].shape
+    (20,)
     """
     where = Location.resolve(location, storage_options)
     data = np.asarray(data)
@@ -106,8 +108,11 @@ def write_view(location: str | Location, views: Any, *, base: Any,
 
     Examples
     --------
-    >>> windows = np.arange(995)[:, None] + np.arange(5)             # doctest: +SKIP
-    >>> zview.write_view("walk", {"frames": windows}, base="frames")  # doctest: +SKIP
+    >>> windows = np.arange(20)[:, None] + np.arange(5)
+    >>> where = zview.write_view("windows", {"frames": windows},
+    ...                          base="fixtures/edflow-small/base", progress=False)
+    >>> len(zview.open(where)), zview.open(where).labels["frames"]["attr1"][0]
+    (20, array([ 0,  3,  6,  9, 12]))
     """
     where = Location.resolve(location, storage_options)
     base_dset, base_kwargs = _base_reference(base, base_kwargs, where)
