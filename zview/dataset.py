@@ -175,6 +175,23 @@ class MetaDataset:
         return (f"<{type(self).__name__} {self.location} len={len(self)} "
                 f"labels={len(self._flat)}>")
 
+    # -- display: see zview.display --------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        from zview import display
+
+        return display.to_html(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        from zview import display
+
+        return display.mimebundle(self, include, exclude)
+
+    def show(self, *, file: Any = None) -> None:
+        """Print the description, the table of labels and views, and example 0 (as edflow)."""
+        from zview import display
+
+        display.show(self, file=file)
+
 
 def _lengths(lengths: dict[str, int | None]) -> str:
     items = sorted(lengths.items())
