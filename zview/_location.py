@@ -101,9 +101,8 @@ class Location:
         """Read the file ``name`` under this location; ``FileNotFoundError`` if absent."""
         fs, root = self.filesystem()
         path = posixpath.join(root, name) if root and name else root or name
-        try:
-            with fs.open(path, "rb") as f:
-                return f.read(limit if limit is not None else -1)
+        try:  # one GET: opening a file object would first ask the object's size (a HEAD)
+            return fs.cat_file(path, start=0 if limit is not None else None, end=limit)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise
         except KeyError as e:  # the zip filesystem's way of saying "no such member"
@@ -134,11 +133,17 @@ class Location:
         if self.is_local:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
         fs, path = self.filesystem()
+        if fs.async_impl:  # zarr drives the filesystem from its own event loop
+            fs, path = _url_to_fs(self.url, {**self.storage_options, "asynchronous": True}, self)
         return zarr.storage.FsspecStore(fs=_async(fs), path=path, read_only=read_only)
 
 
 def _url_to_fs(url: str, storage_options: dict, where: Location
                ) -> tuple[fsspec.AbstractFileSystem, str]:
+    if url.startswith(("s3://", "s3a://")):
+        # s3fs asks an object's size (a HEAD) before every whole-object GET, to split large
+        # downloads; zview's objects are chunks of about 1 MiB, so that only doubles requests
+        storage_options = {"max_concurrency": 1, **storage_options}
     try:
         return fsspec.core.url_to_fs(url, **storage_options)
     except ImportError as e:
@@ -164,4 +169,4 @@ def _async(fs: fsspec.AbstractFileSystem) -> fsspec.AbstractFileSystem:
         return fs
     from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
-    return AsyncFileSystemWrapper(fs)
+    return AsyncFileSystemWrapper(fs, asynchronous=True)

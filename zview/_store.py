@@ -38,8 +38,9 @@ def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+            # zarr_format: without it zarr also asks for zarr 2's three metadata files
             return zarr.open_group(StrictStore(store), mode="r" if read_only else "r+",
-                                   use_consolidated=True)
+                                   use_consolidated=True, zarr_format=3)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         return None
     except zarr.errors.NodeTypeValidationError as e:

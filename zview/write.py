@@ -174,9 +174,8 @@ def _base_reference(base: Any, kwargs: dict | None, where: Location) -> tuple[st
 
 
 def _relative(target: Location, start: Location) -> str:
-    if target.is_local and start.is_local:
-        return os.path.relpath(target.url, os.path.dirname(start.url) if start.is_zip
-                               else start.url)
+    if target.is_local and start.is_local:  # a zip counts as a folder, as in Location.join
+        return os.path.relpath(target.url, start.url)
     if target.protocol == start.protocol and not start.is_zip:
         a, b = target.url.split("://", 1)[1], start.url.split("://", 1)[1]
         if a.split("/", 1)[0] == b.split("/", 1)[0]:  # same bucket
