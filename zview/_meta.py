@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from zview._location import Location
-from zview.errors import MetaError, StoreNotFoundError
+from zview.errors import MetaError, StorageOptionsError, StoreNotFoundError, access_error
 
 META_NAME = "meta.yaml"
 MAX_META_BYTES = 1 << 20
@@ -48,6 +48,13 @@ def read_meta(location: Location) -> dict[str, Any]:
             f"no {META_NAME} at {location}: not a zview store or edflow dataset folder (check "
             f"the path, or write one with zview.write_view)", store=location.url, key=META_NAME
         ) from e
+    except Exception as e:  # filesystems fail in their own types
+        error = access_error(e, store=location.url, key=META_NAME)
+        if error is None:
+            raise
+        if isinstance(error, StorageOptionsError):  # names only: options may hold secrets
+            error.value = sorted(location.storage_options)
+        raise error from e
     return parse_meta(raw, store=location.url)
 
 

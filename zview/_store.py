@@ -14,7 +14,6 @@ Legacy edflow folders (``labels/KEY-*-SHAPE-*-DTYPE.npy``) are read in place by
 from __future__ import annotations
 
 import hashlib
-import json
 import posixpath
 import warnings
 from typing import Any
@@ -25,7 +24,7 @@ import zarr.errors
 
 from zview._labels import LEGACY_NAME, ChunkCache, LabelArray, StrictStore
 from zview._location import Location
-from zview.errors import CorruptStoreError, MetaError, ZViewError
+from zview.errors import CorruptStoreError, ZViewError
 
 FORMAT = 1
 LABELS = "labels"
@@ -35,25 +34,32 @@ RENDERED = "rendered"
 def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | None:
     """The consolidated root group, or ``None`` where there is no ``zarr.json`` (legacy)."""
     store = location.zarr_store(read_only=read_only)
+
+    def corrupt(e: Exception, what: str) -> CorruptStoreError:
+        return CorruptStoreError(f"zarr.json {what}: {type(e).__name__}: {e}",
+                                 store=str(location), key="zarr.json")
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-            # zarr_format: without it zarr also asks for zarr 2's three metadata files
-            return zarr.open_group(StrictStore(store), mode="r" if read_only else "r+",
-                                   use_consolidated=True, zarr_format=3)
+            try:
+                # zarr_format: without it zarr also asks for zarr 2's three metadata files
+                return zarr.open_group(StrictStore(store), mode="r" if read_only else "r+",
+                                       use_consolidated=True, zarr_format=3)
+            except ValueError as e:
+                if "consolidated" not in str(e).lower():
+                    raise
+            # written by another tool: read without consolidated metadata
+            return zarr.open_group(StrictStore(store), mode="r", use_consolidated=False)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, KeyError):
         return None
-    except zarr.errors.NodeTypeValidationError as e:
-        raise CorruptStoreError(f"zarr.json is not a zarr group: {e}", store=str(location),
-                                key="zarr.json") from e
-    except ValueError as e:
-        if "consolidated" in str(e).lower():  # written by another tool: read without it
-            return zarr.open_group(StrictStore(store), mode="r", use_consolidated=False)
-        raise CorruptStoreError(f"zarr.json cannot be read: {e}", store=str(location),
-                                key="zarr.json") from e
-    except (json.JSONDecodeError, UnicodeDecodeError, TypeError) as e:
-        raise CorruptStoreError(f"zarr.json is corrupt: {e}", store=str(location),
-                                key="zarr.json") from e
+    except (zarr.errors.NodeTypeValidationError, zarr.errors.ContainsArrayError) as e:
+        raise corrupt(e, "is not a zarr group") from e
+    except ZViewError:
+        raise
+    # a zarr.json that is not a JSON object reaches zarr's parser as a list or None
+    except (ValueError, TypeError, AttributeError) as e:
+        raise corrupt(e, "is corrupt") from e
 
 
 def state(group: zarr.Group | None) -> dict[str, Any]:
@@ -62,8 +68,12 @@ def state(group: zarr.Group | None) -> dict[str, Any]:
         return {}
     value = group.attrs.get("zview", {})
     if not isinstance(value, dict):
-        raise MetaError("attrs['zview'] of zarr.json must be a mapping", key="zarr.json/zview",
-                        value=value)
+        raise CorruptStoreError("attrs['zview'] of zarr.json must be a mapping",
+                                key="zarr.json/zview", value=value)
+    render = value.get("render", {})
+    if not isinstance(render, dict) or not all(isinstance(e, dict) for e in render.values()):
+        raise CorruptStoreError("attrs['zview']['render'] of zarr.json must map view leaves to "
+                                "mappings", key="zarr.json/zview/render", value=render)
     return value
 
 

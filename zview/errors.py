@@ -26,8 +26,11 @@ __all__ = [
     "ReadOnlyStoreError",
     "RenderRequiredError",
     "StaleRenderError",
+    "StorageOptionsError",
+    "StoreAccessError",
     "StoreExistsError",
     "StoreNotFoundError",
+    "StoreUnreachableError",
     "UntrustedBaseError",
     "ViewError",
     "ZViewError",
@@ -77,6 +80,18 @@ class StoreNotFoundError(ZViewError, FileNotFoundError):
 
 class StoreExistsError(ZViewError, FileExistsError):
     """A write would replace an existing store and ``overwrite=True`` was not given."""
+
+
+class StoreAccessError(ZViewError, PermissionError):
+    """The store refused access: credentials are missing, wrong, or lack permission."""
+
+
+class StoreUnreachableError(ZViewError, ConnectionError):
+    """The store's endpoint cannot be reached (no route, nothing listening, timeout)."""
+
+
+class StorageOptionsError(ZViewError, ValueError):
+    """``storage_options`` that the location's filesystem does not accept."""
 
 
 class ReadOnlyStoreError(ZViewError, PermissionError):
@@ -140,3 +155,35 @@ class UntrustedBaseError(ZViewError, PermissionError):
 
 class BaseBuildError(ZViewError, ValueError):
     """The base dataset named in ``meta.yaml`` could not be built."""
+
+
+def access_error(error: BaseException, *, store: object, key: object) -> ZViewError | None:
+    """The zview error for a failure to reach or read a store, or ``None`` if it is not one.
+
+    Filesystems report these in their own types (botocore's ``NoCredentialsError`` and
+    ``EndpointConnectionError``, aiohttp's connector errors, a ``TypeError`` for an option the
+    filesystem does not take); callers get one zview type per cause instead.
+    """
+    if isinstance(error, ZViewError):
+        if type(error) is ZViewError and error.key == "storage_options":
+            return StorageOptionsError(error.message, store=error.store, key=error.key,
+                                       value=error.value)
+        return None
+    names = " ".join(t.__name__ for t in type(error).__mro__)
+    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, PermissionError) or "Credential" in names or "AccessDenied" in text:
+        return StoreAccessError(f"access to the store was refused ({text}); check the "
+                                f"credentials (environment, profile or storage_options)",
+                                store=store, key=key, value=type(error).__name__)
+    if (isinstance(error, (ConnectionError, TimeoutError)) or "Connect" in names
+            or "Timeout" in names):
+        return StoreUnreachableError(f"cannot reach the store ({text}); check the endpoint and "
+                                     f"the network", store=store, key=key,
+                                     value=type(error).__name__)
+    if isinstance(error, TypeError):  # raised where the filesystem is built from the options
+        return StorageOptionsError(f"the storage options were refused ({text})", store=store,
+                                   key="storage_options", value=type(error).__name__)
+    if isinstance(error, OSError):
+        return StoreUnreachableError(f"cannot read the store ({text})", store=store, key=key,
+                                     value=type(error).__name__)
+    return None

@@ -54,7 +54,8 @@ class MetaViewDataset(MetaDataset):
                          cache_bytes=cache_bytes, _meta=_meta)
         self.render_policy = render
         self.base = build_base(self.meta, self.location, trust=trust)
-        self.base.append_labels = False
+        if isinstance(self.base, MetaDataset):
+            self.base.append_labels = False
         self._base_len = len(self.base)
         self.view_spec = self.meta.get("views", "view")
         self.views = map_with_path(self._view_array, self.view_spec)
@@ -237,16 +238,40 @@ def build_base(meta: dict, location: Location, *, trust: bool = False) -> Any:
             if root is None:
                 raise MetaError("base_kwargs needs 'root': where the base store is, relative to "
                                 "this meta.yaml", store=str(location), key="base_kwargs/root")
-            return factory(kwargs.pop("root"), trust=trust, **kwargs)
-        if isinstance(root, str):
-            kwargs["root"] = str(kwargs["root"])
-        return factory(**kwargs)
+            _check_builtin_kwargs(kwargs, location)
+            base = factory(kwargs.pop("root"), trust=trust, **kwargs)
+        else:
+            if isinstance(root, str):
+                kwargs["root"] = str(kwargs["root"])
+            base = factory(**kwargs)
+        len(base)  # a base is a dataset: anything else fails here, not on first access
+        if not hasattr(base, "__getitem__"):
+            raise TypeError(f"{type(base).__name__} has no __getitem__")
+        return base
     except (UntrustedBaseError, BaseBuildError, MetaError):
         raise
     except Exception as e:
         raise BaseBuildError(f"the base {import_path!r} failed to build with base_kwargs "
                              f"{_short(meta.get('base_kwargs'))}: {type(e).__name__}: {e}",
                              store=str(location), key="base_dset", value=import_path) from e
+
+
+# keyword arguments a meta.yaml may pass to zview's own bases, and their types
+_BUILTIN_KWARGS: dict[str, tuple[type, ...]] = {
+    "root": (Location,), "cache_bytes": (int,), "render": (bool, type(None)),
+    "progress": (bool,)}
+
+
+def _check_builtin_kwargs(kwargs: dict, location: Location) -> None:
+    for key, value in kwargs.items():
+        types = _BUILTIN_KWARGS.get(key)
+        if types is None or not isinstance(value, types) or (
+                key == "cache_bytes" and (isinstance(value, bool) or value < 0)):
+            allowed = sorted(_BUILTIN_KWARGS)
+            raise MetaError(f"base_kwargs {key!r}: {_short(value)} is not accepted by zview's "
+                            f"bases; they take {allowed} (storage options and trust come from "
+                            f"the caller, never from meta.yaml)", store=str(location),
+                            key=f"base_kwargs/{key}", value=value)
 
 
 def _short(value: Any) -> str:
