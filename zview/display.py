@@ -8,9 +8,27 @@ a note, so a notebook output stays small. Every piece of text from the store is 
 
 Examples
 --------
->>> ds = zview.open("fixtures/edflow-small/view")  # doctest: +SKIP
->>> ds            # in Jupyter: the HTML summary     # doctest: +SKIP
->>> ds.show()     # in a terminal: the same as text  # doctest: +SKIP
+In Jupyter, a dataset shows itself (``_repr_html_``); in a terminal, ``show()`` prints the same:
+
+>>> ds = zview.open("walk")
+>>> "<th>stored</th>" in ds._repr_html_()
+True
+>>> ds.show()  # doctest: +ELLIPSIS
+MetaViewDataset
+  location: ...walk
+  examples: 20
+  labels: 1
+  base: MetaDataset at ...base (24 examples)
+<BLANKLINE>
+Labels
+  key           shape    dtype  chunks   codecs            stored  ratio  state
+  views/frames  (20, 5)  int64  (20, 5)  delta+blosc/zstd  ...  view frames: complete
+...
+Example 0
+  frames:
+    0:
+      image: image (8, 8, 3) float64 in [-1, 0.9765]
+...
 """
 
 from __future__ import annotations
