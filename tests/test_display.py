@@ -1,4 +1,4 @@
-"""Display: HTML and text summaries of datasets, and progress bars that ``progress=False`` silences."""
+"""Display: HTML and text summaries of datasets; progress bars that ``progress=False`` hushes."""
 
 from __future__ import annotations
 
