@@ -128,8 +128,13 @@ def sections(ds: Any) -> list[Section]:
         leaves_of = roles.get(id(array))
         state = ""
         if leaves_of:
-            state = "; ".join(f"view {leaf}" + (f": {status[leaf]}" if leaf in status else "")
-                              for leaf in leaves_of)
+            states = {status.get(leaf) for leaf in leaves_of}
+            state = "view " + ", ".join(leaves_of)
+            if len(states) == 1 and None not in states:
+                state += f": {states.pop()}"
+            elif states != {None}:
+                state = "view " + ", ".join(f"{leaf}: {status.get(leaf, '-')}"
+                                            for leaf in leaves_of)
         own.rows.append(_row(path, array, state, budget))
     out = [own]
     if is_view:
@@ -434,19 +439,23 @@ _STYLE = """<style>
 .zview-repr code{font-size:12px;white-space:pre-wrap}
 </style>"""
 
-_WIDTHS = (220, 110, 70, 130, 150, 80, 60, 170)
+_WIDTHS = (220, 140, 70, 130, 140, 80, 60, 260)
 
 
-def _colgroup(depth: int, n: int) -> str:
-    widths = (_WIDTHS[0] - 16 * depth, *_WIDTHS[1:n])  # nested tables line up with the header
-    return "<colgroup>" + "".join(f'<col style="width:{w}px">' for w in widths) + "</colgroup>"
+def _table(depth: int, n: int) -> str:
+    """An opening table tag whose columns line up with the header's, ``depth`` groups in."""
+    # the key column gives up what the groups indent; a fixed layout needs a fixed table width
+    widths = (_WIDTHS[0] - 16 * depth, *_WIDTHS[1:n])
+    cols = "".join(f'<col style="width:{w}px">' for w in widths)
+    return (f'<table class="zv-labels" style="width:{sum(widths)}px">'
+            f"<colgroup>{cols}</colgroup>")
 
 
 def _table_html(section: Section, shown: list[int]) -> str:
     """The section's rows as a tree of ``<details>`` groups with aligned tables."""
     n = section.ncolumns()
     head = "".join(f"<th>{c}</th>" for c in _COLUMNS[:n])
-    out = [f'<table class="zv-labels">{_colgroup(0, n)}<tr>{head}</tr></table>']
+    out = [f"{_table(0, n)}<tr>{head}</tr></table>"]
     tree: dict[str, Any] = {}
     for row in section.rows:
         node = tree
@@ -467,8 +476,7 @@ def _tree_html(node: dict, section: Section, prefix: str, depth: int, shown: lis
 
     def flush() -> None:
         if rows:
-            cols = _colgroup(depth, section.ncolumns())
-            parts.append(f'<table class="zv-labels">{cols}{"".join(rows)}</table>')
+            parts.append(f'{_table(depth, section.ncolumns())}{"".join(rows)}</table>')
             rows.clear()
 
     for name, child in node.items():
