@@ -1,0 +1,1 @@
+"""zview's benchmarks (``python -m tests.benchmarks --quick``); see ``run.py``."""
