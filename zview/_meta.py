@@ -19,6 +19,8 @@ MAX_META_BYTES = 1 << 20
 """A ``meta.yaml`` larger than this is refused; real ones are a few hundred bytes."""
 MAX_META_NODES = 100_000
 """Refuse documents whose alias-expanded tree has more nodes than this."""
+MAX_META_DEPTH = 64
+"""Refuse documents nested deeper than this (deep nesting costs the parser seconds)."""
 IMPORT_PATH = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$")
 
 _EXPECTED: dict[str, tuple[type, ...]] = {
@@ -87,6 +89,15 @@ def parse_meta(raw: bytes | str, *, store: object = None) -> dict[str, Any]:
 
 
 def _check_expanded_size(text: str, store: object) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):  # lazily: stops at the first excess
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_META_DEPTH:
+                raise MetaError(f"{META_NAME} is nested deeper than {MAX_META_DEPTH} levels; "
+                                f"refusing it", store=store, key=META_NAME, value=depth)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     sizes: dict[int, int] = {}
 
