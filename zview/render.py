@@ -174,9 +174,11 @@ def written_chunks(location: Location, path: str) -> set[int]:
         return set()
     found = set()
     for key in keys:
-        first = posixpath.relpath(key, prefix).split("/", 1)[0]
-        if first.isdigit():
-            found.add(int(first))
+        # only whole chunk keys: zarr's local store writes "c/5/0.<hex>.partial" first, and a
+        # render killed then leaves it behind
+        parts = posixpath.relpath(key, prefix).split("/")
+        if all(part.isdigit() for part in parts):
+            found.add(int(parts[0]))
     return found
 
 

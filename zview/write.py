@@ -8,9 +8,11 @@ was there before; an existing store is replaced only with ``overwrite=True``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import posixpath
 import shutil
+import sys
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -287,7 +289,13 @@ def _zip(folder: str, path: str) -> None:
 
 
 def _replace(built: str, destination: str, old: str) -> None:
-    """Move ``built`` to ``destination``; the old one is removed only after the move."""
+    """Move ``built`` to ``destination``; the old one is removed only after the move.
+
+    Where the system can swap two paths in one step, the old store ends up at ``built`` and
+    ``destination`` is never absent, even for a process killed at that moment.
+    """
+    if os.path.lexists(destination) and _exchange(built, destination):
+        return
     if os.path.lexists(destination):
         os.replace(destination, old)
     else:
@@ -298,3 +306,18 @@ def _replace(built: str, destination: str, old: str) -> None:
         if old is not None:
             os.replace(old, destination)
         raise
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    ``False`` where that is not available (other systems, old kernels, some filesystems).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
