@@ -5,6 +5,7 @@
   view becomes a constant stride pattern and shrinks by 1000x, while random indices compress best
   without it (shuffled high bytes are constant). The choice is made on a sample of the data.
 - Floats and booleans get shuffled Blosc/zstd; strings are zarr string arrays with zstd.
+- Every chunk carries a CRC32C checksum, so corrupt bytes are an error rather than wrong values.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 import numcodecs
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.codecs import BloscCodec, Crc32cCodec, ZstdCodec
 
 # zview stores use numcodecs' delta filter and consolidated metadata on purpose, and read them
 # with zarr-python; zarr's warning that other implementations may not is noise to our users.
@@ -50,15 +51,17 @@ def _delta_helps(sample: np.ndarray) -> bool:
 
 
 def _codecs_for(sample: np.ndarray) -> dict:
+    # every chunk ends with a CRC32C checksum: a flipped byte in a bucket is an error, not
+    # silently different values (Blosc alone decodes many corruptions without complaint)
     kind = sample.dtype.kind
     if kind in "US":
-        return {"compressors": [ZstdCodec(level=5)]}
+        return {"compressors": [ZstdCodec(level=5), Crc32cCodec()]}
+    compressors = [BloscCodec(**_BLOSC, shuffle="shuffle"), Crc32cCodec()]
     if kind in "iu" and sample.size and _delta_helps(sample):
         from zarr.codecs.numcodecs import Delta
 
-        return {"filters": [Delta(dtype=sample.dtype.str)],
-                "compressors": [BloscCodec(**_BLOSC, shuffle="shuffle")]}
-    return {"compressors": [BloscCodec(**_BLOSC, shuffle="shuffle")]}
+        return {"filters": [Delta(dtype=sample.dtype.str)], "compressors": compressors}
+    return {"compressors": compressors}
 
 
 def create_array(group: zarr.Group, path: str, shape: tuple[int, ...], dtype: np.dtype, *,
@@ -130,6 +133,8 @@ def stored_codecs(array: zarr.Array) -> str:
     for codec in (*array.filters, *(array.compressors or ())):
         config = codec.to_dict()
         name = config["name"].removeprefix("numcodecs.")
+        if name == "crc32c":  # on every chunk; not worth a column of noise
+            continue
         cname = config.get("configuration", {}).get("cname")
         names.append(f"{name}/{cname}" if cname else name)
     return "+".join(names) or "none"
