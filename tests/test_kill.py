@@ -315,3 +315,18 @@ def test_overwrite_never_moves_the_old_store_away_first(tmp_path, monkeypatch):
     assert str(store) not in moved_away
     assert np.array_equal(np.asarray(zview.open(store).labels["a"]), np.arange(7))
     assert sorted(os.listdir(tmp_path)) == ["base", "ds"]  # the old one is cleaned up
+
+
+def test_partial_chunk_file_is_not_a_written_chunk(data, tmp_path):
+    """zarr writes a local chunk as ``c/N/0.<hex>.partial`` first; a render killed then must
+    redo chunk N, not count it written and mark the leaf complete without it."""
+    from zview._location import Location
+    from zview.render import written_chunks
+
+    store = tmp_path / "view"
+    shutil.copytree(data["root"] / "template", store)
+    zview.render(store, progress=False)
+    chunk = store / "rendered" / "seq" / "feat" / "c" / "1" / "0"
+    chunk.rename(chunk.with_name("0.0123abcd.partial"))
+    written = written_chunks(Location.resolve(store), "rendered/seq/feat")
+    assert 1 not in written and {0, 2} <= written

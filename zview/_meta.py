@@ -76,7 +76,9 @@ def parse_meta(raw: bytes | str, *, store: object = None) -> dict[str, Any]:
         meta = yaml.safe_load(text)
     except MetaError:
         raise
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+    # PyYAML's constructors fail in their own ways on odd tags (``!!timestamp`` alone raises
+    # AttributeError, ``!!int x`` ValueError): anything raised while parsing is bad YAML
+    except Exception as e:
         raise MetaError(f"{META_NAME} is not valid YAML: {e}", store=store, key=META_NAME,
                         value=None) from e
     if meta is None:

@@ -20,8 +20,10 @@ __all__ = [
     "BaseBuildError",
     "CorruptStoreError",
     "IndexOutOfRangeError",
+    "LoaderError",
     "MetaError",
     "MissingChunkError",
+    "MissingFileError",
     "MissingLabelError",
     "ReadOnlyStoreError",
     "RenderRequiredError",
@@ -135,6 +137,14 @@ class IndexOutOfRangeError(ZViewError, IndexError):
 
 class MissingChunkError(ZViewError, FileNotFoundError):
     """A chunk of an array that was written complete is missing from the store."""
+
+
+class MissingFileError(ZViewError, FileNotFoundError):
+    """A file a label names (an image, a ``.npy`` file) does not exist."""
+
+
+class LoaderError(ZViewError, ValueError):
+    """A loader cannot turn a label's value into data (bad file, bad keyword arguments)."""
 
 
 class CorruptStoreError(ZViewError, ValueError):

@@ -16,7 +16,7 @@ from PIL import Image
 
 from zview import _trust
 from zview._location import Location
-from zview.errors import MetaError, MissingLabelError
+from zview.errors import LoaderError, MetaError, MissingFileError, MissingLabelError, ZViewError
 
 SUPPORTS = ("0->255", "0->1", "-1->1")
 
@@ -82,7 +82,19 @@ def make_loader(name: str, kwargs: dict, *, root: Location, trust: bool,
                             key=f"loader_kwargs/{label}", value=kwargs)
 
         def load(value: Any) -> Any:
-            return fn(value, **kwargs)
+            try:
+                return fn(value, **kwargs)
+            except ZViewError:
+                raise
+            except FileNotFoundError as e:
+                raise MissingFileError(
+                    f"label {label!r} names {_short(value)}, which the {name!r} loader cannot "
+                    f"find under {base}", store=store, key=label, value=value) from e
+            except Exception as e:  # PIL, numpy and indexing fail in many types on bad input
+                raise LoaderError(
+                    f"the {name!r} loader of label {label!r} failed on {_short(value)} with "
+                    f"loader_kwargs {_short(kwargs)}: {type(e).__name__}: {e}", store=store,
+                    key=label, value=value) from e
 
         return load
     if "." not in name:
@@ -98,3 +110,8 @@ def make_loader(name: str, kwargs: dict, *, root: Location, trust: bool,
         return out() if callable(out) else out  # edflow's loaders return thunks
 
     return load_custom
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from zview import _codecs, _store
 from zview._labels import ChunkCache, LabelArray
 from zview._location import Location
-from zview.errors import ReadOnlyStoreError, RenderRequiredError, ZViewError
+from zview.errors import MissingChunkError, ReadOnlyStoreError, RenderRequiredError
 from zview.view import MetaViewDataset, _rendered_prefix, base_labels
 
 RENDER_CACHE_BYTES = 64 << 20
@@ -161,7 +161,9 @@ def _output_array(group: zarr.Group, path: str, index: LabelArray, source: Any,
 
 
 def _nchunks(array: zarr.Array) -> int:
-    return -(-array.shape[0] // array.chunks[0]) if array.shape[0] else 0
+    if 0 in array.shape:  # an empty array, (M, 0) too, has no chunks to write
+        return 0
+    return -(-array.shape[0] // array.chunks[0])
 
 
 def written_chunks(location: Location, path: str) -> set[int]:
@@ -198,9 +200,10 @@ def _mark_complete(view: MetaViewDataset, group: zarr.Group, leaves: Iterable[st
             path = f"{_rendered_prefix(leaf)}/{key}"
             missing = set(range(_nchunks(group[path]))) - written_chunks(view.location, path)
             if missing:
-                raise ZViewError(f"render of {path!r} left chunks {sorted(missing)[:10]} "
-                                 f"unwritten; run `zview render {view.location}` to resume",
-                                 store=str(view.location), key=path, value=sorted(missing))
+                raise MissingChunkError(
+                    f"render of {path!r} left chunks {sorted(missing)[:10]} unwritten; run "
+                    f"`zview render {view.location}` to resume", store=str(view.location),
+                    key=path, value=sorted(missing))
     # re-read: another render may have marked other leaves meanwhile
     fresh = zarr.open_group(view.location.zarr_store(read_only=False), mode="r+",
                             use_consolidated=False)
