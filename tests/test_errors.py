@@ -228,6 +228,42 @@ def test_loader_for_missing_label(base):
     check(info.value, KeyError, store=store, key="loaders/nolabel", value="nolabel")
 
 
+def test_loader_file_missing(tmp_path):
+    store = tmp_path / "ds"
+    zview.write_dataset(store, {"image": np.array(["a.png", "gone.png"])},
+                        loaders={"image": "image"}, progress=False)
+    (store / "a.png").write_bytes(b"not a png")
+    ds = zview.open(store)
+    with pytest.raises(errors.MissingFileError, match=r"names 'gone\.png', which the 'image' "
+                       r"loader cannot find") as info:
+        ds[1]
+    check(info.value, FileNotFoundError, store=store, key="image", value="gone.png")
+    with pytest.raises(errors.LoaderError, match=r"'image' loader of label 'image' failed on "
+                       r"'a\.png'") as info:
+        ds[0]
+    check(info.value, ValueError, store=store, key="image", value="a.png")
+
+
+def test_category_loader_without_categories(tmp_path):
+    store = tmp_path / "ds"
+    zview.write_dataset(store, {"cls": np.arange(3)}, loaders={"cls": "category"},
+                        progress=False)
+    with pytest.raises(errors.MetaError, match="needs loader_kwargs") as info:
+        zview.open(store)
+    check(info.value, ValueError, store=store, key="loader_kwargs/cls")
+
+
+def test_category_out_of_range(tmp_path):
+    store = tmp_path / "ds"
+    zview.write_dataset(store, {"cls": np.array([0, 5])}, loaders={"cls": "category"},
+                        loader_kwargs={"cls": {"categories": ["cat", "dog"]}}, progress=False)
+    ds = zview.open(store)
+    assert ds[0]["cls"] == "cat"
+    with pytest.raises(errors.LoaderError, match=r"failed on .*5.*IndexError") as info:
+        ds[1]
+    check(info.value, ValueError, store=store, key="cls", value=5)
+
+
 def test_view_key_with_no_label(base):
     store = make_view(base)
     edit_meta(store, views={"a": "views/a", "c": "views/nope"})

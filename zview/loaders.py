@@ -113,5 +113,5 @@ def make_loader(name: str, kwargs: dict, *, root: Location, trust: bool,
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
+    text = repr(value.item() if isinstance(value, np.generic) else value)  # 'a', not np.str_('a')
     return text if len(text) <= limit else text[: limit - 3] + "..."
