@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import logging
 import random
+import socket
 import threading
 import urllib.parse
 import urllib.request
@@ -55,7 +56,8 @@ class Faults:
     methods: tuple[str, ...] = ("GET", "PUT", "POST", "DELETE", "HEAD")
     """Only requests with these methods are eligible."""
     kinds: tuple[str, ...] = ("500", "503", "drop")
-    """``"500"``/``"503"``: an S3 error response; ``"drop"``: close the connection unanswered."""
+    """``"403"``/``"500"``/``"503"``: an S3 error response; ``"drop"``: close the connection
+    unanswered."""
     injected: list[tuple[str, str, str]] = field(default_factory=list)
     """``(kind, method, path)`` of every failure injected."""
 
@@ -107,9 +109,16 @@ class Proxy:
 def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        wbufsize = 1 << 16  # one send per response: a header-then-body pair of small sends
+        disable_nagle_algorithm = True  # would otherwise wait for a delayed ACK each time
 
         def log_message(self, *args) -> None:
             pass
+
+        def handle_expect_100(self) -> bool:  # the client waits for it before sending a body
+            ok = super().handle_expect_100()
+            self.wfile.flush()
+            return ok
 
         def _body(self) -> bytes:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -133,7 +142,7 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None:
                 code = int(fault)
-                reason = "InternalError" if code == 500 else "SlowDown"
+                reason = {403: "AccessDenied", 500: "InternalError"}.get(code, "SlowDown")
                 payload = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{reason}</Code>'
                            f"<Message>injected by the test proxy</Message></Error>").encode()
                 self.send_response(code)
@@ -146,6 +155,8 @@ def _handler(proxy: Proxy) -> type[BaseHTTPRequestHandler]:
             up = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
                                             timeout=30)
             try:
+                up.connect()
+                up.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 headers["Content-Length"] = str(len(body))
                 up.request(self.command, self.path, body=body, headers=headers)

@@ -39,7 +39,6 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
     Nothing passes ``endpoint_url``: s3fs (through botocore) reads ``AWS_ENDPOINT_URL`` as it
     would for any S3-compatible service, and subprocesses and spawned workers inherit it.
     """
-    pytest.importorskip("moto.server", reason="the S3 tests need moto[server]")
     server = S3Server()
     nowhere = str(tmp_path_factory.mktemp("aws") / "absent")
     with pytest.MonkeyPatch.context() as mp:

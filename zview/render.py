@@ -78,8 +78,14 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
     sources = base_labels(view.base)
     tasks: list[tuple[str, str, int]] = []
     todo = [leaf for leaf, s in status.items() if force or s != "complete"]
-    _set_render_state(group, {leaf: {"fingerprint": fingerprint, "complete": False}
-                              for leaf in todo})
+    try:  # the first write: a bucket that refuses writes (anonymous, read-only) fails here
+        _set_render_state(group, {leaf: {"fingerprint": fingerprint, "complete": False}
+                                  for leaf in todo})
+    except PermissionError as e:
+        raise RenderRequiredError(
+            f"{location} cannot be written here ({e}); render it where it can be written, or "
+            f"convert it to a writable location first", store=str(location), key="rendered"
+        ) from e
     for leaf, index in view.view_leaves():
         if leaf not in todo:
             continue
