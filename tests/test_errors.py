@@ -610,3 +610,20 @@ def test_errors_pickle_with_their_attributes(base):
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is errors.IndexOutOfRangeError
     assert (again.store, again.key, again.value) == (str(store), "views/a", N_BASE)
+
+
+@pytest.mark.parametrize("how", ["write_dataset", "store_label", "write_view"])
+def test_label_with_empty_rows(base, how):
+    """(M, 0) rows: zarr 3.1 stores them, newer zarr cannot; refused everywhere, up front."""
+    empty = np.zeros((10, 0), dtype=np.int64)
+    store = base.parent / "empty"
+    with pytest.raises(errors.ViewError, match=r"shape \(10, 0\): rows must not be empty"
+                       ) as info:
+        if how == "write_dataset":
+            zview.write_dataset(store, {"e": empty}, progress=False)
+        elif how == "store_label":
+            zview.store_label(base, "e", empty)
+        else:
+            make_view(base, "empty", views={"a": empty})
+    check(info.value, ValueError, value=(10, 0))
+    assert not store.exists()

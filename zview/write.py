@@ -48,6 +48,7 @@ def store_label(location: str | Location, key: str, data: np.ndarray, *,
     if data.ndim == 0:
         raise ViewError(f"label {key!r} is a scalar; labels need one row per example",
                         store=str(where), key=key, value=data)
+    _check_row_shape(key, data, where)
     group = zarr.open_group(where.zarr_store(read_only=False), mode="a")
     _codecs.write_array(group, f"{_store.LABELS}/{key}", data,
                         attrs={"loader": loader} if loader else None)
@@ -185,7 +186,17 @@ def _relative(target: Location, start: Location) -> str:
     return target.url
 
 
+def _check_row_shape(key: str, data: np.ndarray, where: Location) -> None:
+    # zarr 3.1 stores an (M, 0) array, newer zarr refuses its zero-size chunk: refuse it
+    # everywhere, before anything is written
+    if 0 in data.shape[1:]:
+        raise ViewError(f"label {key!r} has shape {data.shape}: rows must not be empty (a zero "
+                        f"after the first axis)", store=str(where), key=key, value=data.shape)
+
+
 def _check_lengths(arrays: dict[str, np.ndarray], where: Location) -> int:
+    for path, array in arrays.items():
+        _check_row_shape(path, array, where)
     lengths = {p: (a.shape[0] if a.ndim else None) for p, a in arrays.items()}
     if None in lengths.values() or len(set(lengths.values())) > 1:
         raise ViewError(f"labels and views must all have one length (first axis), got "
