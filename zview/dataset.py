@@ -125,11 +125,16 @@ class MetaDataset:
         """The indices, each checked; elements keep their type, as ``index_`` in edflow."""
         if isinstance(indices, np.ndarray):
             indices = list(indices.reshape(-1))
+        indices = list(indices)
         for i in indices:
             if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
                 raise TypeError(f"dataset indices must be integers, got {i!r}")
-            self._check_index(i)
-        return list(indices)
+        if indices:  # range checks for the whole batch at once; the first bad one is reported
+            values = np.asarray(indices)
+            if values.dtype.kind not in "iu" or values.min() < 0 or values.max() >= len(self):
+                for i in indices:
+                    self._check_index(i)
+        return indices
 
     def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[dict]:
         """Examples at ``indices``; label chunks a batch needs are fetched at once."""

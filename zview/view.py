@@ -178,26 +178,50 @@ class MetaViewDataset(MetaDataset):
         return example
 
     def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[dict]:
-        """Examples at ``indices``, asking the base for each distinct index once."""
+        """Examples at ``indices``, asking the base for each distinct index once.
+
+        Index rows and labels are taken for the whole batch in one read per array; each
+        example is then assembled from plain lists, with no tree walks per example.
+        """
         given = self._check_indices(indices)
         indices = np.asarray(given, dtype=np.int64)
-        batch_rows = map_tree(lambda view: view.take(indices), self.views)
+        leaf_rows = [view.take(indices) for _, view in leaves(self.views)]
         wanted = np.unique(np.concatenate(
-            [np.asarray(r).reshape(-1) for _, r in leaves(batch_rows)] or [np.zeros(0, int)]))
+            [r.reshape(-1) for r in leaf_rows] or [np.zeros(0, np.int64)]))
         fetched = _fetch_many(self.base, wanted)
-        by_index = dict(zip(wanted.tolist(), fetched))
+        get = dict(zip(wanted.tolist(), fetched)).__getitem__
+        expanded = [_expand_rows(rows.tolist(), rows.ndim - 1, get) for rows in leaf_rows]
+        build_views = self._builder(self.views)
+        wrap = None if isinstance(self.views, dict) else (
+            self.view_spec if isinstance(self.view_spec, str) else "view")
         for label in self._flat.values():
             label.prefetch(np.unique(indices // label.rows))
+        # per example, the values of every leaf (zip turns per-leaf lists into per-example)
+        views_at = list(zip(*expanded)) if expanded else [()] * len(given)
+        if self.append_labels:
+            build_labels = self._builder(self.labels)
+            label_rows = [list(_take(a, indices)) for _, a in leaves(self.labels)]
+            labels_at = list(zip(*label_rows)) if label_rows else [()] * len(given)
         out = []
         for k, i in enumerate(given):
-            rows = map_tree(lambda r: r[k], batch_rows)
-            example = self._assemble(rows, lambda j: by_index[int(j)])
-            example.update(self._loaded(i))
+            example = build_views(views_at[k])
+            if wrap is not None:  # one view of rows: keep the example a dict
+                example = {wrap: example}
+            if self._loaders:
+                example.update(self._loaded(i))
             example["index_"] = i
             if self.append_labels:
-                example["labels_"] = self.labels_at(i)
+                example["labels_"] = build_labels(labels_at[k])
             out.append(example)
         return out
+
+    def _builder(self, tree: Any):
+        """:func:`_tree_builder` of ``tree``, compiled once per shape."""
+        shape = (id(tree), *(path for path, _ in leaves(tree)))
+        cache = self.__dict__.setdefault("_builders", {})
+        if shape not in cache:
+            cache[shape] = _tree_builder(tree)
+        return cache[shape]
 
     def _extra_state(self) -> dict[str, Any]:
         return {"render": False}
@@ -209,6 +233,52 @@ def _fetch_many(base: Any, indices: np.ndarray) -> list[dict]:
     if isinstance(base, MetaDataset):
         return base.__getitems__(scalars)
     return [base[j] for j in scalars]
+
+
+def _expand_rows(rows: list, depth: int, get) -> list:
+    """Per example, its index row with every index ``j`` replaced by ``get(j)``."""
+    if depth == 0:
+        return list(map(get, rows))
+    if depth == 1:
+        return [list(map(get, row)) for row in rows]
+    return [_expand_rows(row, depth - 1, get) for row in rows]
+
+
+def _tree_builder(tree: Any):
+    """A function that builds a tree shaped like ``tree`` from a sequence of its leaves' values.
+
+    The values come in :func:`zview._tree.leaves` order. The shape is compiled into one Python
+    expression (keys written with ``repr``, so label names are literals, never code), which
+    builds an example's tree several times faster than walking the tree again for it.
+    """
+    position = iter(range(1 << 62))
+
+    def source(node: Any) -> str:
+        if isinstance(node, dict):
+            if not all(type(k) in (str, int) for k in node):
+                raise TypeError
+            return "{" + ", ".join(f"{k!r}: {source(v)}" for k, v in node.items()) + "}"
+        if isinstance(node, list):
+            return "[" + ", ".join(source(v) for v in node) + "]"
+        return f"v[{next(position)}]"
+
+    try:
+        return eval(f"lambda v: {source(tree)}", {})  # noqa: S307  (a literal built above)
+    except (TypeError, RecursionError, SyntaxError, MemoryError):  # odd keys or huge trees
+        return lambda values: _fill(tree, iter(values))
+
+
+def _fill(tree: Any, values) -> Any:
+    if isinstance(tree, dict):
+        return {k: _fill(v, values) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_fill(v, values) for v in tree]
+    return next(values)
+
+
+def _take(array: Any, indices: np.ndarray) -> np.ndarray:
+    take = getattr(array, "take", None)
+    return take(indices) if take is not None else np.take(np.asarray(array), indices, axis=0)
 
 
 def _rendered_prefix(leaf: str) -> str:
