@@ -476,6 +476,11 @@ def test_corrupt_zarr_json(writable, text, match):
         data_type="nosuchtype"), "zarr.json is corrupt.*nosuchtype"),
     (lambda m: m["consolidated_metadata"]["metadata"]["labels/views/a"].update(
         codecs=[{"name": "nosuchcodec"}]), "zarr.json is corrupt.*nosuchcodec"),
+    (lambda m: m["consolidated_metadata"]["metadata"]["labels/views/a"]["attributes"].update(
+        numpy_dtype="nosuchtype"), "'labels/views/a' names an unknown numpy_dtype 'nosuchtype'"),
+    (lambda m: m["consolidated_metadata"]["metadata"]["labels/views/a"].update(
+        shape=[2**40], chunk_grid={"name": "regular", "configuration": {"chunk_shape": [2**40]}}),
+     r"'labels/views/a' has chunks of 8796093022208 bytes"),
     (lambda m: m["attributes"].update(zview=[1]), r"attrs\['zview'\] of zarr.json"),
     (lambda m: m["attributes"]["zview"].update(render={"a": 1}), r"\['render'\] of zarr.json"),
 ])
@@ -487,7 +492,7 @@ def test_corrupt_consolidated_metadata(base, edit, match):
     with pytest.raises(errors.CorruptStoreError, match=match) as info:
         zview.open(view)
     check(info.value, ValueError)
-    assert info.value.key.startswith("zarr.json")
+    assert info.value.key.startswith("zarr.json") or info.value.key == "labels/views/a"
 
 
 # -- the base ---------------------------------------------------------------------------------

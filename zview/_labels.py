@@ -9,6 +9,7 @@ which zarr runs concurrently.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import threading
 from collections import OrderedDict
@@ -27,6 +28,8 @@ LEGACY_NAME = re.compile(r"^(?P<key>.+)-\*-(?P<shape>[0-9x]*)-\*-(?P<dtype>.+)\.
 """edflow's label file name: ``KEY-*-SHAPE-*-DTYPE.npy`` (``KEY`` may end in ``:loader``)."""
 
 DEFAULT_CACHE_BYTES = 512 << 20
+MAX_CHUNK_BYTES = 1 << 30
+"""Chunks larger than this (uncompressed) are refused rather than decoded."""
 _array_ids = itertools.count()
 
 
@@ -80,8 +83,21 @@ class LabelArray:
         if isinstance(source, zarr.Array):
             self._attrs = source.attrs.asdict()
             numpy_dtype = self._attrs.get("numpy_dtype")
-            self.dtype = np.dtype(numpy_dtype) if numpy_dtype else np.dtype(source.dtype)
+            try:
+                self.dtype = np.dtype(numpy_dtype) if numpy_dtype else np.dtype(source.dtype)
+            except (TypeError, ValueError) as e:
+                raise CorruptStoreError(f"array {name!r} names an unknown numpy_dtype "
+                                        f"{numpy_dtype!r}: {e}", store=store, key=name,
+                                        value=numpy_dtype) from e
             self.rows = source.chunks[0] or 1
+            # a chunk is decoded whole: one a store claims to be huge would exhaust memory
+            chunk_bytes = math.prod(source.chunks) * max(1, np.dtype(source.dtype).itemsize)
+            if chunk_bytes > MAX_CHUNK_BYTES:
+                raise CorruptStoreError(
+                    f"array {name!r} has chunks of {chunk_bytes} bytes {tuple(source.chunks)}; "
+                    f"zview reads chunks of at most {MAX_CHUNK_BYTES} bytes (it writes about "
+                    f"1 MiB): re-write the store", store=store, key=name,
+                    value=tuple(source.chunks))
         else:
             self._attrs = {}
             self.dtype = source.dtype
