@@ -632,3 +632,28 @@ def test_label_with_empty_rows(base, how):
             make_view(base, "empty", views={"a": empty})
     check(info.value, ValueError, value=(10, 0))
     assert not store.exists()
+
+
+@pytest.mark.parametrize(("raised", "error", "builtin"), [
+    (ConnectionResetError("reset by peer"), errors.StoreUnreachableError, ConnectionError),
+    (TimeoutError("read timed out"), errors.StoreUnreachableError, ConnectionError),
+    (PermissionError("access denied"), errors.StoreAccessError, PermissionError),
+])
+def test_chunk_read_failure_is_not_called_corruption(base, monkeypatch, raised, error, builtin):
+    """A chunk the store fails to serve (network, permissions) is reported as that."""
+    import zarr.storage
+
+    view = make_view(base)
+    ds = zview.open(view)
+
+    async def fail(self, key, *args, **kwargs):
+        if "/c/" in key or key.endswith("/c"):
+            raise raised
+        return await real(self, key, *args, **kwargs)
+
+    real = zarr.storage.LocalStore.get
+    monkeypatch.setattr(zarr.storage.LocalStore, "get", fail)
+    with pytest.raises(error, match=type(raised).__name__) as info:
+        ds[3]
+    check(info.value, builtin, store=view, key="labels/views/a")
+    assert not isinstance(info.value, errors.CorruptStoreError)

@@ -22,7 +22,15 @@ import zarr.storage
 
 from zview import _codecs
 from zview._tree import SEP
-from zview.errors import CorruptStoreError, IndexOutOfRangeError, MissingChunkError, ZViewError
+from zview.errors import (
+    CorruptStoreError,
+    IndexOutOfRangeError,
+    MissingChunkError,
+    StoreAccessError,
+    StoreUnreachableError,
+    ZViewError,
+    access_error,
+)
 
 LEGACY_NAME = re.compile(r"^(?P<key>.+)-\*-(?P<shape>[0-9x]*)-\*-(?P<dtype>.+)\.npy$")
 """edflow's label file name: ``KEY-*-SHAPE-*-DTYPE.npy`` (``KEY`` may end in ``:loader``)."""
@@ -222,6 +230,9 @@ class LabelArray:
         except (ZViewError, KeyboardInterrupt):
             raise
         except Exception as e:  # any decoder failure means bytes that are not what was written
+            access = access_error(e, store=self.store, key=self.name)
+            if isinstance(access, (StoreAccessError, StoreUnreachableError)):
+                raise access from e  # the store could not be read, which is not corruption
             raise CorruptStoreError(
                 f"chunk(s) {chunks} of {self.name!r} cannot be decoded ({type(e).__name__}: "
                 f"{e}); the store is corrupt: re-write it", store=self.store, key=self.name,
