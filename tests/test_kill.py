@@ -272,7 +272,7 @@ def test_render_killed_resumes_on_s3(data, s3):
     zview.write_view(probe, data["old"], base=base, render=False, progress=False)
     span = duration("render", probe)
     seen = []
-    for i, delay in enumerate(delays(span, seed=40)[:4]):
+    for i, delay in enumerate(delays(span, seed=40)[::2]):
         store = f"s3://{BUCKET}/kill/v{i}"
         zview.write_view(store, data["old"], base=base, render=False, progress=False)
         kill_after("render", delay, store)
@@ -280,6 +280,32 @@ def test_render_killed_resumes_on_s3(data, s3):
         zview.render(store, progress=False)
         assert_view(store, data["old"], data["base"])
     assert "incomplete" in seen, f"no kill landed inside the render ({span:.2f} s)"
+
+
+@pytest.mark.s3
+def test_write_view_killed_on_s3(data, s3):
+    """A bucket has no rename: a new store appears when its meta.yaml, written last, does; a
+    write killed before that leaves no store, and killed after, a resumable one."""
+    from tests.conftest import BUCKET
+
+    base = f"s3://{BUCKET}/kw/base"
+    zview.write_dataset(base, data["base"], progress=False)
+    new = data["root"] / "new"
+    span = duration("write_view", f"s3://{BUCKET}/kw/probe", base, new)
+    seen = []
+    for i, delay in enumerate(delays(span, seed=50)[::2]):
+        store = f"s3://{BUCKET}/kw/v{i}"
+        kill_after("write_view", delay, store, base, new)
+        try:
+            zview.open(store, render=False, _rendered=False)
+        except errors.StoreNotFoundError:
+            seen.append("absent")
+            zview.write_view(store, data["new"], base=base, progress=False)  # no overwrite
+        else:
+            seen.append(assert_resumable(store))
+            zview.render(store, progress=False)
+        assert_view(store, data["new"], data["base"])
+    assert len(set(seen)) > 1, seen
 
 
 @pytest.mark.s3
