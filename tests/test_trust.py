@@ -267,3 +267,17 @@ def test_base_inherits_no_trust_for_its_loaders(tmp_path, marker):
     with pytest.raises(UntrustedBaseError, match=r"os\.system"):
         zview.open(store)[0]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", ["info", "show", "render", "validate"])
+def test_command_line_refuses_and_trust_flag_allows(tmp_path, marker, plugin, command, capsys):
+    from zview.cli import main
+
+    store = hostile_store(tmp_path, "subprocess.call", {"args": ["touch", str(marker)]})
+    assert main([command, str(store)]) != 0
+    err = capsys.readouterr()
+    assert "subprocess.call" in err.err + err.out and "--trust" in err.err + err.out
+    assert not marker.exists()
+    good = plugin_store(tmp_path, f"{plugin}.Frames")
+    assert main(["info", str(good)]) != 0
+    assert main(["info", "--trust", str(good)]) == 0
