@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from zview import _codecs, _store
 from zview._labels import ChunkCache, LabelArray
 from zview._location import Location
-from zview.errors import MissingChunkError, ReadOnlyStoreError, RenderRequiredError
+from zview.errors import (MissingChunkError, ReadOnlyStoreError, RenderRequiredError,
+                          access_error)
 from zview.view import MetaViewDataset, _rendered_prefix, base_labels
 
 RENDER_CACHE_BYTES = 64 << 20
@@ -107,7 +108,16 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
             path = f"{_rendered_prefix(leaf)}/{key}"
             if path not in outputs:
                 outputs[path] = group[path]
-            write_chunk(outputs[path], get_view_leaf(view, leaf), sources[key], c)
+            try:
+                write_chunk(outputs[path], get_view_leaf(view, leaf), sources[key], c)
+            except OSError as e:  # the store failed (after the filesystem's own retries)
+                cause = access_error(e, store=str(location), key=path)
+                if cause is None:
+                    raise
+                raise type(cause)(
+                    f"rendering {path!r} stopped at chunk {c} ({type(e).__name__}: {e}); the "
+                    f"leaf stays incomplete and the chunks written are kept: run `zview render "
+                    f"{location}` to resume", store=str(location), key=path, value=c) from e
     _mark_complete(view, group, todo, fingerprint, list(sources))
     _store.consolidate(location)
 

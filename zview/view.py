@@ -54,7 +54,7 @@ class MetaViewDataset(MetaDataset):
                          cache_bytes=cache_bytes, _meta=_meta)
         self.render_policy = render
         self.base = build_base(self.meta, self.location, trust=trust)
-        if isinstance(self.base, MetaDataset):
+        if hasattr(self.base, "append_labels"):  # as edflow: base examples carry no labels_
             self.base.append_labels = False
         self._base_len = len(self.base)
         self.view_spec = self.meta.get("views", "view")
