@@ -58,6 +58,8 @@ class Faults:
     kinds: tuple[str, ...] = ("500", "503", "drop")
     """``"403"``/``"500"``/``"503"``: an S3 error response; ``"drop"``: close the connection
     unanswered."""
+    paths: tuple[str, ...] = ("",)
+    """Only requests whose path contains one of these are eligible."""
     injected: list[tuple[str, str, str]] = field(default_factory=list)
     """``(kind, method, path)`` of every failure injected."""
 
@@ -65,7 +67,8 @@ class Faults:
         self._random = random.Random(self.seed)
 
     def pick(self, method: str, path: str) -> str | None:
-        if method not in self.methods or len(self.injected) >= self.limit:
+        if method not in self.methods or len(self.injected) >= self.limit or not any(
+                p in path for p in self.paths):
             return None
         if self._random.random() >= self.rate:
             return None

@@ -20,11 +20,11 @@ import pytest
 import yaml
 
 import zview
-from tests._expected import FIXTURE, assert_same, expected
+from tests._expected import assert_same, expected
 from tests._s3 import Faults, Proxy
 from tests.conftest import BUCKET
 from zview._location import Location
-from zview.errors import RenderRequiredError, ZViewError
+from zview.errors import RenderRequiredError, StoreUnreachableError
 
 EXPECTED = expected()
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +67,7 @@ def test_write_and_open_same_on_every_backend(location, tmp_path):
     assert [f["index_"] for f in view[3]["frames"]] == [3, 4, 5, 6, 7]
     for i in (0, 3, 35):
         assert_same(view[i], want[i], f"view[{i}]")
-    for got, ref in zip(view[[5, 0, 5]], want[[5, 0, 5]]):
+    for got, ref in zip(view[[5, 0, 5]], want[[5, 0, 5]], strict=True):
         assert_same(got, ref)
     np.testing.assert_array_equal(view.labels["frames"]["kps"][3], _labels()["kps"][3:8])
 
@@ -153,3 +153,133 @@ def test_read_only_bucket_that_needs_rendering_says_how(s3):
     finally:
         proxy.stop()
     assert _files(f"{root}/view") == before
+
+
+# -- request budget ------------------------------------------------------------------------------
+_CHILD = textwrap.dedent("""
+    import sys
+    import zview
+
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() == "open":
+            view = zview.open(sys.argv[1])
+        else:
+            view[int(line)]
+        print("done", flush=True)
+""")
+
+
+@pytest.fixture
+def proxy(s3):
+    """A counting proxy in front of the S3 server."""
+    proxy = Proxy(s3.endpoint)
+    yield proxy
+    proxy.stop()
+
+
+def test_request_budget_from_a_fresh_process(s3, proxy):
+    """Open: the two metadata documents of view and base. Cold read: each chunk once. Warm: 0."""
+    root = f"s3://{BUCKET}/budget"
+    n = 50
+    labels = {f"label{k}": np.arange(n * (k + 1)).reshape(n, k + 1) for k in range(4)}
+    zview.write_dataset(f"{root}/base", labels, progress=False)
+    views = {f"v{k}": (np.arange(n - 5)[:, None] + np.arange(k + 1)) for k in range(3)}
+    zview.write_view(f"{root}/view", views, base=f"{root}/base", progress=False,
+                     labels={"own": np.arange(n - 5), "other": np.ones(n - 5)})
+    arrays = [k for k, v in _files(f"{root}/view").items() if k.endswith("zarr.json")
+              and yaml.safe_load(v)["node_type"] == "array"]
+    assert len(arrays) == 3 + 2 + 3 * 4  # index arrays, own labels, rendered labels
+
+    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+    seen = {}
+    with subprocess.Popen([sys.executable, "-c", _CHILD, f"{root}/view"], env=env, cwd=ROOT,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout.readline() == "ready\n"
+        for step, command in (("open", "open"), ("cold", "7"), ("warm", "7")):
+            proxy.requests.clear()
+            child.stdin.write(command + "\n")
+            child.stdin.flush()
+            assert child.stdout.readline() == "done\n", f"{step} failed in the child"
+            seen[step] = list(proxy.requests)
+        child.stdin.close()
+    assert seen["open"] == [("GET", f"/{BUCKET}/budget/view/meta.yaml"),
+                            ("GET", f"/{BUCKET}/budget/view/zarr.json"),
+                            ("GET", f"/{BUCKET}/budget/base/meta.yaml"),
+                            ("GET", f"/{BUCKET}/budget/base/zarr.json")]
+    cold = seen["cold"]
+    assert {m for m, _ in cold} == {"GET"} and not any("?" in p for _, p in cold), cold
+    assert len(cold) == len(set(cold)), "a chunk was read twice"
+    prefix = f"/{BUCKET}/budget/view/"
+    read = sorted(p[len(prefix):].split("/c/")[0] for _, p in cold)
+    assert read == sorted(a[: -len("/zarr.json")] for a in arrays)  # every array, one chunk
+    assert seen["warm"] == []
+
+
+# -- faults --------------------------------------------------------------------------------------
+def _assert_complete_and_correct(view_url: str, reference: zview.MetaViewDataset) -> None:
+    """Marked complete, every chunk of every rendered array present, the reference's examples."""
+    view = zview.open(view_url, render=False)
+    assert set(view.render_status().values()) == {"complete"}
+    fs, root = Location.resolve(view_url).filesystem()
+    keys = {k[len(root) + 1:] for k in fs.find(root)}
+    for path, array in view._rendered.items():
+        for key, label in array.items():
+            chunks = {k for k in keys if k.startswith(f"rendered/{path}/{key}/c/")}
+            assert len(chunks) == label.nchunks(), f"rendered/{path}/{key}: {sorted(chunks)}"
+    assert len(view) == len(reference)
+    for i in range(len(view)):
+        assert_same(view[i], reference[i], f"view[{i}]")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_render_through_transient_faults(s3, proxy, tmp_path, seed):
+    """A share of requests fails or is dropped; retries get the render through, correct."""
+    root = f"s3://{BUCKET}/faults"
+    zview.write_dataset(f"{root}/base", _labels(), progress=False)
+    proxy.faults = Faults(rate=0.15, limit=5, seed=seed, kinds=("500", "503", "drop"))
+    zview.write_view(f"{root}/view", _views(), base=f"{root}/base", progress=False,
+                     labels={"score": np.linspace(0, 1, 36)},
+                     storage_options={"endpoint_url": proxy.endpoint})
+    assert len(proxy.faults.injected) == 5
+    _write_pair(str(tmp_path / "base"), str(tmp_path / "view"))
+    _assert_complete_and_correct(f"{root}/view", zview.open(tmp_path / "view"))
+
+
+def test_render_cut_off_resumes(s3, proxy, tmp_path):
+    """A chunk that cannot be written stops the render; it is not marked complete, and a
+    later render writes only what is missing."""
+    root = f"s3://{BUCKET}/cut"
+    n = 3000
+    labels = {"kps": np.arange(n * 80, dtype=np.float32).reshape(n, 40, 2),
+              "cls": np.arange(n) % 7}
+    windows = {"frames": np.arange(n - 4)[:, None] + np.arange(5)}
+    zview.write_dataset(f"{root}/base", labels, progress=False)
+    zview.write_view(f"{root}/view", windows, base=f"{root}/base", render=False, progress=False)
+    target = "/rendered/frames/kps/c/2/"
+    proxy.faults = Faults(rate=1.0, limit=10**6, methods=("PUT",), kinds=("503",),
+                          paths=(target,))
+    fail_fast = {"endpoint_url": proxy.endpoint,  # s3fs still retries; botocore need not
+                 "config_kwargs": {"retries": {"max_attempts": 1}}}
+    with pytest.raises(StoreUnreachableError, match=r"rendered/frames/kps.*zview render"):
+        zview.render(f"{root}/view", storage_options=fail_fast, progress=False)
+    fs, path = Location.resolve(f"{root}/view").filesystem()
+    fs.invalidate_cache()
+    kept = {k[len(path):] for k in fs.find(path) if "/c/" in k and "/rendered/" in k}
+    assert "/rendered/frames/kps/c/2/0/0/0" not in kept
+    view = zview.open(f"{root}/view", render=False, _rendered=False)
+    assert view.render_status() == {"frames": "incomplete"}
+    with pytest.raises(RenderRequiredError, match="zview render"):
+        zview.open(f"{root}/view", render=False)
+
+    proxy.clear()
+    assert zview.render(f"{root}/view", storage_options={"endpoint_url": proxy.endpoint},
+                        progress=False) == {"frames": "complete"}
+    rewritten = {p[len(f"/{BUCKET}/cut/view"):] for m, p in proxy.requests
+                 if m == "PUT" and "/c/" in p}
+    assert "/rendered/frames/kps/c/2/0/0/0" in rewritten
+    assert kept and not rewritten & kept, "chunks written before were written again"
+    zview.write_dataset(str(tmp_path / "base"), labels, progress=False)
+    zview.write_view(str(tmp_path / "view"), windows, base=str(tmp_path / "base"),
+                     progress=False)
+    _assert_complete_and_correct(f"{root}/view", zview.open(tmp_path / "view"))

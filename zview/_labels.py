@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 import threading
 from collections import OrderedDict
@@ -253,17 +254,31 @@ class StrictStore(zarr.storage.WrapperStore):
 
     zarr reads an absent chunk as fill values; index 0 is a valid index, so for zview that
     silence would mean wrong examples.
+
+    ``reopen`` makes the store again in a forked child (a DataLoader worker): the parent's
+    connections belong to an event loop that does not exist there.
     """
 
+    def __init__(self, store: zarr.abc.store.Store,
+                 reopen: Callable[[], zarr.abc.store.Store] | None = None) -> None:
+        super().__init__(store)
+        self._reopen = reopen
+        self._pid = os.getpid()
+
+    def _current(self) -> zarr.abc.store.Store:
+        if self._reopen is not None and self._pid != os.getpid():
+            self._store, self._pid = self._reopen(), os.getpid()
+        return self._store
+
     async def get(self, key, prototype, byte_range=None):
-        value = await self._store.get(key, prototype, byte_range)
+        value = await self._current().get(key, prototype, byte_range)
         if value is None and _is_chunk_key(key):
             raise MissingChunkError(f"missing chunk {key}", key=key)
         return value
 
     async def get_partial_values(self, prototype, key_ranges):
         key_ranges = list(key_ranges)
-        values = await self._store.get_partial_values(prototype, key_ranges)
+        values = await self._current().get_partial_values(prototype, key_ranges)
         for (key, _), value in zip(key_ranges, values):
             if value is None and _is_chunk_key(key):
                 raise MissingChunkError(f"missing chunk {key}", key=key)

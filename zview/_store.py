@@ -35,6 +35,9 @@ def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | No
     """The consolidated root group, or ``None`` where there is no ``zarr.json`` (legacy)."""
     store = location.zarr_store(read_only=read_only)
 
+    def reopen() -> zarr.abc.store.Store:
+        return location.zarr_store(read_only=read_only)
+
     def corrupt(e: Exception, what: str) -> CorruptStoreError:
         return CorruptStoreError(f"zarr.json {what}: {type(e).__name__}: {e}",
                                  store=str(location), key="zarr.json")
@@ -44,7 +47,7 @@ def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | No
             warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
             try:
                 # zarr_format: without it zarr also asks for zarr 2's three metadata files
-                return zarr.open_group(StrictStore(store), mode="r" if read_only else "r+",
+                return zarr.open_group(StrictStore(store, reopen), mode="r" if read_only else "r+",
                                        use_consolidated=True, zarr_format=3)
             except ValueError as e:
                 if "consolidated" not in str(e).lower():
