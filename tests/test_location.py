@@ -283,3 +283,19 @@ def test_render_cut_off_resumes(s3, proxy, tmp_path):
     zview.write_view(str(tmp_path / "view"), windows, base=str(tmp_path / "base"),
                      progress=False)
     _assert_complete_and_correct(f"{root}/view", zview.open(tmp_path / "view"))
+
+
+# -- command line --------------------------------------------------------------------------------
+def test_cli_storage_option_reaches_the_bucket(s3, proxy, edflow_copy, capsys):
+    """``--storage-option endpoint_url=...`` sends the CLI's requests where it says."""
+    from zview.cli import main
+
+    options = ["--storage-option", f"endpoint_url={proxy.endpoint}"]
+    root = f"s3://{BUCKET}/cli"
+    assert main(["convert", str(edflow_copy / "base"), f"{root}/base", *options]) == 0
+    assert any(m == "PUT" and p.startswith(f"/{BUCKET}/cli/base/") for m, p in proxy.requests)
+    proxy.clear()
+    assert main(["info", f"{root}/base", *options]) == 0
+    assert proxy.requests[:2] == [("GET", f"/{BUCKET}/cli/base/meta.yaml"),
+                                  ("GET", f"/{BUCKET}/cli/base/zarr.json")]
+    assert "24" in capsys.readouterr().out
