@@ -191,9 +191,13 @@ class LabelArray:
             self._chunk(missing[0])
             return
         bounds = [(c * self.rows, min((c + 1) * self.rows, len(self))) for c in missing]
-        rows = np.concatenate([np.arange(a, b) for a, b in bounds])
-        values = self._read(lambda: self.source.get_orthogonal_selection(
-            (rows, *(slice(None),) * (self.ndim - 1))), missing)
+        if missing == list(range(missing[0], missing[-1] + 1)):  # one run: a slice is cheaper
+            first, stop = bounds[0][0], bounds[-1][1]
+            values = self._read(lambda: self.source[first:stop], missing)
+        else:
+            rows = np.concatenate([np.arange(a, b) for a, b in bounds])
+            values = self._read(lambda: self.source.get_orthogonal_selection(
+                (rows, *(slice(None),) * (self.ndim - 1))), missing)
         offset = 0
         for c, (a, b) in zip(missing, bounds):
             self._store_chunk(c, values[offset:offset + b - a], a)

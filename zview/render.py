@@ -9,6 +9,7 @@ render resumes by skipping the chunks already there.
 from __future__ import annotations
 
 import posixpath
+import uuid
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -27,6 +28,9 @@ from zview.view import MetaViewDataset, _rendered_prefix, base_labels
 
 RENDER_CACHE_BYTES = 64 << 20
 """Decoded base-label chunks kept while rendering (the memory bound of a render)."""
+
+REGION_CHUNKS = 8
+"""Output chunks written by one call (one Dask task): zarr encodes them concurrently."""
 
 
 def render(location: str | Location, *, storage_options: dict | None = None,
@@ -97,34 +101,58 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
             done = set() if fresh else written_chunks(location, path)
             tasks += [(leaf, key, c) for c in range(_nchunks(out)) if c not in done]
     _store.consolidate(location)
+    regions = _regions(tasks)
     if dask is not None:
-        _run_on_dask(view, tasks, dask, progress)
+        _run_on_dask(view, regions, dask, progress)
     else:
         cache = ChunkCache(RENDER_CACHE_BYTES)
         sources = {k: _cached(a, cache, view) for k, a in sources.items()}
         outputs = {}
-        for leaf, key, c in tqdm(tasks, desc=f"render {location}", unit="chunk",
-                                 disable=not progress or not tasks):
-            path = f"{_rendered_prefix(leaf)}/{key}"
-            if path not in outputs:
-                outputs[path] = group[path]
-            try:
-                write_chunk(outputs[path], get_view_leaf(view, leaf), sources[key], c)
-            except OSError as e:  # the store failed (after the filesystem's own retries)
-                cause = access_error(e, store=str(location), key=path)
-                if cause is None:
-                    raise
-                raise type(cause)(
-                    f"rendering {path!r} stopped at chunk {c} ({type(e).__name__}: {e}); the "
-                    f"leaf stays incomplete and the chunks written are kept: run `zview render "
-                    f"{location}` to resume", store=str(location), key=path, value=c) from e
+        with tqdm(total=len(tasks), desc=f"render {location}", unit="chunk",
+                  disable=not progress or not tasks) as bar:
+            for leaf, key, first, stop in regions:
+                path = f"{_rendered_prefix(leaf)}/{key}"
+                if path not in outputs:
+                    outputs[path] = group[path]
+                try:
+                    write_region(outputs[path], get_view_leaf(view, leaf), sources[key], first,
+                                 stop)
+                except OSError as e:  # the store failed (after the filesystem's own retries)
+                    cause = access_error(e, store=str(location), key=path)
+                    if cause is None:
+                        raise
+                    raise type(cause)(
+                        f"rendering {path!r} stopped at chunks {first}-{stop - 1} "
+                        f"({type(e).__name__}: {e}); the leaf stays incomplete and the chunks "
+                        f"written are kept: run `zview render {location}` to resume",
+                        store=str(location), key=path, value=[first, stop]) from e
+                bar.update(stop - first)
     _mark_complete(view, group, todo, fingerprint, list(sources))
     _store.consolidate(location)
 
 
+def _regions(tasks: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int]]:
+    """Runs of consecutive chunks of one output, at most :data:`REGION_CHUNKS` long."""
+    regions: list[tuple[str, str, int, int]] = []
+    for leaf, key, c in tasks:
+        if regions:
+            last_leaf, last_key, first, stop = regions[-1]
+            if (last_leaf, last_key, stop) == (leaf, key, c) and stop - first < REGION_CHUNKS:
+                regions[-1] = (leaf, key, first, c + 1)
+                continue
+        regions.append((leaf, key, c, c + 1))
+    return regions
+
+
 def write_chunk(out: zarr.Array, index: LabelArray, source: Any, c: int) -> None:
     """Write output chunk ``c``: the source rows at the view's indices for those rows."""
-    rows = slice(c * out.chunks[0], min((c + 1) * out.chunks[0], out.shape[0]))
+    write_region(out, index, source, c, c + 1)
+
+
+def write_region(out: zarr.Array, index: LabelArray, source: Any, first: int, stop: int
+                 ) -> None:
+    """Write output chunks ``first`` to ``stop - 1`` in one call (zarr encodes them at once)."""
+    rows = slice(first * out.chunks[0], min(stop * out.chunks[0], out.shape[0]))
     # a chunk of fill values must still be written: a missing chunk means "not rendered yet"
     out = out.with_config({"write_empty_chunks": True})
     out[rows] = _codecs.to_zarr(take(source, index[rows]))
@@ -227,33 +255,45 @@ def _mark_complete(view: MetaViewDataset, group: zarr.Group, leaves: Iterable[st
                               for leaf in leaves})
 
 
-def _run_on_dask(view: MetaViewDataset, tasks: list[tuple[str, str, int]], dask: Any,
+def _run_on_dask(view: MetaViewDataset, regions: list[tuple[str, str, int, int]], dask: Any,
                  progress: bool) -> None:
+    """Each region a task; workers open the store from its location and write to it."""
     from distributed import Client, as_completed
 
-    client = Client(dask) if isinstance(dask, str) else dask
-    args = (view.location.url, view.location.storage_options, view.trust)
-    futures = [client.submit(_dask_task, *args, *task, pure=False) for task in tasks]
-    for future in tqdm(as_completed(futures), total=len(futures), desc=f"render {view.location}",
-                       unit="chunk", disable=not progress or not futures):
-        future.result()
+    own = isinstance(dask, str)
+    client = Client(dask) if own else dask
+    try:
+        args = (view.location.url, view.location.storage_options, view.trust, uuid.uuid4().hex)
+        futures = [client.submit(_dask_task, *args, *region, pure=False) for region in regions]
+        with tqdm(total=sum(stop - first for *_, first, stop in regions),
+                  desc=f"render {view.location}", unit="chunk",
+                  disable=not progress or not futures) as bar:
+            for future in as_completed(futures):
+                bar.update(future.result())
+    finally:
+        if own:
+            client.close()
 
 
-_worker_views: dict[tuple, MetaViewDataset] = {}
+_worker_state: dict[tuple, tuple] = {}
 
 
-def _dask_task(url: str, storage_options: dict, trust: bool, leaf: str, key: str, c: int
-               ) -> None:
-    """One output chunk, on a Dask worker; the view is opened once per worker and store."""
-    ident = (url, repr(sorted(storage_options.items())), trust)
-    view = _worker_views.get(ident)
-    if view is None:
+def _dask_task(url: str, storage_options: dict, trust: bool, token: str, leaf: str, key: str,
+               first: int, stop: int) -> int:
+    """One output region, on a Dask worker; the store is opened once per worker and render."""
+    ident = (url, repr(sorted(storage_options.items())), trust, token)
+    state = _worker_state.get(ident)
+    if state is None:
+        _worker_state.clear()  # a new render: what an earlier one opened may be stale
         view = MetaViewDataset(Location.resolve(url, storage_options), trust=trust,
                                _rendered=False)
-        _worker_views[ident] = view
-    group = _writable_group(view.location)
-    source = base_labels(view.base)[key]
-    write_chunk(group[f"{_rendered_prefix(leaf)}/{key}"], get_view_leaf(view, leaf), source, c)
+        cache = ChunkCache(RENDER_CACHE_BYTES)
+        sources = {k: _cached(a, cache, view) for k, a in base_labels(view.base).items()}
+        state = _worker_state[ident] = (view, _writable_group(view.location), sources)
+    view, group, sources = state
+    write_region(group[f"{_rendered_prefix(leaf)}/{key}"], get_view_leaf(view, leaf),
+                 sources[key], first, stop)
+    return stop - first
 
 
 class LazyRendered:
