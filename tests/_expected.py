@@ -38,7 +38,7 @@ def assert_same(got: Any, want: Any, path: str = "example") -> None:
     elif isinstance(want, list):
         assert isinstance(got, list), f"{path}: {type(got).__name__}, want list"
         assert len(got) == len(want), f"{path}: length {len(got)} != {len(want)}"
-        for i, (g, w) in enumerate(zip(got, want)):
+        for i, (g, w) in enumerate(zip(got, want, strict=False)):
             assert_same(g, w, f"{path}/{i}")
     elif isinstance(want, (np.ndarray, np.generic)):
         assert type(got) is type(want), f"{path}: {type(got).__name__}, want {type(want).__name__}"

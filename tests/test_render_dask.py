@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import zview
+
 render_module = importlib.import_module("zview.render")  # zview.render is the function
 
 distributed = pytest.importorskip("distributed")
@@ -98,7 +99,7 @@ def test_dask_render_marks_complete_only_when_every_chunk_is_written(client, tmp
     monkeypatch.setattr(render_module, "_run_on_dask", lose_a_region)
     with pytest.raises(zview.errors.ZViewError, match="unwritten"):
         zview.render(parallel, progress=False, dask=client)
-    with pytest.raises(zview.errors.ZViewError, match="not rendered|render"):
+    with pytest.raises(zview.errors.ZViewError, match=r"not rendered|render"):
         zview.open(parallel, render=False)
     monkeypatch.setattr(render_module, "_run_on_dask", real)
     status = zview.render(parallel, progress=False, dask=client)  # resumes: the rest only

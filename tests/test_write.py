@@ -36,7 +36,8 @@ def test_sliding_windows_store_100x_smaller_than_npy(base, tmp_path):
 @pytest.mark.parametrize(("views", "error", "match"), [
     ({"a": np.arange(3), "b": np.arange(4)}, ViewError, "one length"),
     ({"a": np.arange(3.0)}, ViewError, "float64 values"),
-    ({"a": np.array([0, 100])}, IndexOutOfRangeError, r"index 100 in views/a is outside \[0, 100\)"),
+    ({"a": np.array([0, 100])}, IndexOutOfRangeError,
+     r"index 100 in views/a is outside \[0, 100\)"),
     ({"a": np.array([0, -1])}, IndexOutOfRangeError, r"index -1 in views/a"),
 ])
 def test_bad_views_write_nothing(base, tmp_path, views, error, match):

@@ -199,7 +199,7 @@ class LabelArray:
             values = self._read(lambda: self.source.get_orthogonal_selection(
                 (rows, *(slice(None),) * (self.ndim - 1))), missing)
         offset = 0
-        for c, (a, b) in zip(missing, bounds):
+        for c, (a, b) in zip(missing, bounds, strict=False):
             self._store_chunk(c, values[offset:offset + b - a], a)
             offset += b - a
 
@@ -283,7 +283,7 @@ class StrictStore(zarr.storage.WrapperStore):
     async def get_partial_values(self, prototype, key_ranges):
         key_ranges = list(key_ranges)
         values = await self._current().get_partial_values(prototype, key_ranges)
-        for (key, _), value in zip(key_ranges, values):
+        for (key, _), value in zip(key_ranges, values, strict=False):
             if value is None and _is_chunk_key(key):
                 raise MissingChunkError(f"missing chunk {key}", key=key)
         return values

@@ -121,8 +121,8 @@ class Location:
         if self.is_zip:
             if not read_only:
                 raise ReadOnlyStoreError(
-                    f"a zip store is written whole by write_view or convert, not in place: "
-                    f"convert it to a folder or bucket to change it", store=self.url)
+                    "a zip store is written whole by write_view or convert, not in place: "
+                    "convert it to a folder or bucket to change it", store=self.url)
             if not self.is_local:
                 fs, _ = self.filesystem()
                 return zarr.storage.FsspecStore(fs=_async(fs), path="", read_only=True)

@@ -70,9 +70,9 @@ def _relocate_roots(meta: dict, src: Location, dst: Location) -> dict:
     """
     meta = {k: (dict(v) if isinstance(v, dict) else v) for k, v in meta.items()}
     kwargs = meta.get("base_kwargs")
-    if isinstance(kwargs, dict) and _is_relative(kwargs.get("root")):
-        if not _is_store(dst.join(kwargs["root"])):
-            kwargs["root"] = str(src.join(kwargs["root"]))
+    if (isinstance(kwargs, dict) and _is_relative(kwargs.get("root"))
+            and not _same_base(src.join(kwargs["root"]), dst.join(kwargs["root"]))):
+        kwargs["root"] = str(src.join(kwargs["root"]))
     for name, options in (meta.get("loader_kwargs") or {}).items():
         if isinstance(options, dict) and _is_relative(options.get("root")):
             target = src.join(options["root"])
@@ -94,12 +94,19 @@ def _within(target: Location, folder: Location) -> str | None:
     return t[len(f) + 1:] if t.startswith(f + "/") else None
 
 
-def _is_store(location: Location) -> bool:
+def _same_base(source: Location, candidate: Location) -> bool:
+    """Whether ``candidate`` holds the same labels as ``source`` (e.g. the base converted too).
+
+    A store that merely exists there is not enough: it could be another dataset.
+    """
+    from zview.dataset import MetaDataset
+
     try:
-        location.read_bytes(META_NAME, limit=1)
-        return True
+        a, b = MetaDataset(source), MetaDataset(candidate)
     except (FileNotFoundError, ZViewError):
         return False
+    return (_store.fingerprint(a._flat, len(a)) == _store.fingerprint(b._flat, len(b))
+            and all(_equal(np.asarray(a._flat[k]), np.asarray(b._flat[k])) for k in a._flat))
 
 
 def _copy_other_files(src: Location, dst: Location, progress: bool) -> None:

@@ -31,7 +31,7 @@ def make_frames(videos: int, frames: int, seed: int = 0) -> dict[str, np.ndarray
     centre = (start[vid] + speed[vid] * t) % (SIZE - 16) + 8
     rim = np.array([[0, -6], [6, 0], [0, 6], [-6, 0]], np.float32)
     keypoints = np.concatenate([centre[:, None], centre[:, None] + rim], axis=1)
-    paths = np.array([f"images/v{v:03d}/f{f:04d}.png" for v, f in zip(vid, fid)])
+    paths = np.array([f"images/v{v:03d}/f{f:04d}.png" for v, f in zip(vid, fid, strict=False)])
     return {"image": paths, "keypoints": keypoints.astype(np.float32), "pid": pid,
             "vid": vid, "fid": fid}
 
@@ -78,7 +78,8 @@ def run_demo(path: str, *, videos: int = 12, frames: int = 250, overwrite: bool 
                     f"{len(PEOPLE)} people (a coloured disc) moving through the picture.",
         loaders={"image": "image", "pid": "category"},
         loader_kwargs={"image": {"support": "0->1"}, "pid": {"categories": PEOPLE}})
-    for rel, kps, person in tqdm(list(zip(labels["image"], labels["keypoints"], labels["pid"])),
+    frames = list(zip(labels["image"], labels["keypoints"], labels["pid"], strict=True))
+    for rel, kps, person in tqdm(frames,
                                  desc="draw frames", unit="frame", disable=not progress):
         target = os.path.join(base_dir, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 from zview import _codecs, _store
 from zview._labels import ChunkCache, LabelArray
 from zview._location import Location
-from zview.errors import (MissingChunkError, ReadOnlyStoreError, RenderRequiredError,
-                          access_error)
+from zview.errors import MissingChunkError, ReadOnlyStoreError, RenderRequiredError, access_error
 from zview.view import MetaViewDataset, _rendered_prefix, base_labels
 
 RENDER_CACHE_BYTES = 64 << 20

@@ -39,15 +39,14 @@ def validate(location: str | os.PathLike | Location, *, storage_options: dict | 
         return [f"{type(e).__name__}: {e}"]
     problems = []
     arrays = dict(ds._flat)
-    if isinstance(ds, MetaViewDataset):
-        if ds.group is not None:
-            for leaf, status in ds.render_status().items():
-                if status != "complete":
-                    problems.append(f"rendered labels of view {leaf!r} are {status}; run "
-                                    f"`zview render {'--force ' if status == 'stale' else ''}"
-                                    f"{where}`")
-                else:
-                    arrays.update({f"rendered/{leaf}/{k}": a for k, a in _rendered(ds, leaf)})
+    if isinstance(ds, MetaViewDataset) and ds.group is not None:
+        for leaf, status in ds.render_status().items():
+            if status != "complete":
+                problems.append(f"rendered labels of view {leaf!r} are {status}; run "
+                                f"`zview render {'--force ' if status == 'stale' else ''}"
+                                f"{where}`")
+            else:
+                arrays.update({f"rendered/{leaf}/{k}": a for k, a in _rendered(ds, leaf)})
     for name, array in tqdm(sorted(arrays.items()), desc=f"validate {where}", unit="array",
                             disable=not progress):
         problems += _read_all(name, array)

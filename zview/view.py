@@ -13,8 +13,16 @@ from zview._labels import DEFAULT_CACHE_BYTES, LabelArray, nest
 from zview._location import Location
 from zview._tree import expand_index, leaves, map_tree, map_with_path
 from zview.dataset import MetaDataset
-from zview.errors import (BaseBuildError, IndexOutOfRangeError, MetaError, MissingLabelError,
-                          RenderRequiredError, StaleRenderError, UntrustedBaseError, ViewError)
+from zview.errors import (
+    BaseBuildError,
+    IndexOutOfRangeError,
+    MetaError,
+    MissingLabelError,
+    RenderRequiredError,
+    StaleRenderError,
+    UntrustedBaseError,
+    ViewError,
+)
 
 
 class MetaViewDataset(MetaDataset):
@@ -189,7 +197,7 @@ class MetaViewDataset(MetaDataset):
         wanted = np.unique(np.concatenate(
             [r.reshape(-1) for r in leaf_rows] or [np.zeros(0, np.int64)]))
         fetched = _fetch_many(self.base, wanted)
-        get = dict(zip(wanted.tolist(), fetched)).__getitem__
+        get = dict(zip(wanted.tolist(), fetched, strict=False)).__getitem__
         expanded = [_expand_rows(rows.tolist(), rows.ndim - 1, get) for rows in leaf_rows]
         build_views = self._builder(self.views)
         wrap = None if isinstance(self.views, dict) else (
@@ -197,11 +205,11 @@ class MetaViewDataset(MetaDataset):
         for label in self._flat.values():
             label.prefetch(np.unique(indices // label.rows))
         # per example, the values of every leaf (zip turns per-leaf lists into per-example)
-        views_at = list(zip(*expanded)) if expanded else [()] * len(given)
+        views_at = list(zip(*expanded, strict=False)) if expanded else [()] * len(given)
         if self.append_labels:
             build_labels = self._builder(self.labels)
             label_rows = [list(_take(a, indices)) for _, a in leaves(self.labels)]
-            labels_at = list(zip(*label_rows)) if label_rows else [()] * len(given)
+            labels_at = list(zip(*label_rows, strict=False)) if label_rows else [()] * len(given)
         out = []
         for k, i in enumerate(given):
             example = build_views(views_at[k])
@@ -228,7 +236,7 @@ class MetaViewDataset(MetaDataset):
 
 
 def _fetch_many(base: Any, indices: np.ndarray) -> list[dict]:
-    """``base[j]`` for each ``j`` (numpy scalars, as edflow passes them), in one batch if possible."""
+    """``base[j]`` for each ``j`` (numpy scalars, as edflow passes them), batched if possible."""
     scalars = list(indices.astype(np.int64))
     if isinstance(base, MetaDataset):
         return base.__getitems__(scalars)
@@ -263,7 +271,7 @@ def _tree_builder(tree: Any):
         return f"v[{next(position)}]"
 
     try:
-        return eval(f"lambda v: {source(tree)}", {})  # noqa: S307  (a literal built above)
+        return eval(f"lambda v: {source(tree)}", {})
     except (TypeError, RecursionError, SyntaxError, MemoryError):  # odd keys or huge trees
         return lambda values: _fill(tree, iter(values))
 

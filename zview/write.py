@@ -26,8 +26,13 @@ from zview import _codecs, _store
 from zview._location import Location
 from zview._meta import META_NAME, check_meta, dump_meta
 from zview._tree import leaves, map_with_path
-from zview.errors import (IndexOutOfRangeError, MetaError, StoreExistsError, StoreNotFoundError,
-                          ViewError)
+from zview.errors import (
+    IndexOutOfRangeError,
+    MetaError,
+    StoreExistsError,
+    StoreNotFoundError,
+    ViewError,
+)
 
 
 def store_label(location: str | Location, key: str, data: np.ndarray, *,
