@@ -1,4 +1,4 @@
-"""The catalogue of bad inputs (tests/CATALOGUE.md): one test per row.
+"""The catalogue of bad inputs (README.md, "Bad input"): one test per row.
 
 Every error is a ``zview.errors`` type that is also the builtin a caller would catch, and names
 the store, the key and the offending value, as messages and as attributes.
