@@ -299,3 +299,16 @@ def test_cli_storage_option_reaches_the_bucket(s3, proxy, edflow_copy, capsys):
     assert proxy.requests[:2] == [("GET", f"/{BUCKET}/cli/base/meta.yaml"),
                                   ("GET", f"/{BUCKET}/cli/base/zarr.json")]
     assert "24" in capsys.readouterr().out
+
+
+def test_base_given_as_url_is_opened_with_the_views_options(s3, monkeypatch):
+    """write_view(base="s3://...", storage_options=...) reaches the base with those options."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # only the options know the endpoint now
+    options = {"endpoint_url": s3.endpoint}
+    root = f"s3://{BUCKET}/by-url"
+    zview.write_dataset(f"{root}/base", {"x": np.arange(10)}, storage_options=options,
+                        progress=False)
+    zview.write_view(f"{root}/view", {"a": np.arange(10)[::-1]}, base=f"{root}/base",
+                     storage_options=options, progress=False)
+    view = zview.open(f"{root}/view", storage_options=options)
+    np.testing.assert_array_equal(view.labels["a"]["x"], np.arange(10)[::-1])

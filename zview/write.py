@@ -174,7 +174,8 @@ def _base_reference(base: Any, kwargs: dict | None, where: Location) -> tuple[st
             or os.path.exists(os.fspath(base))):
         from zview import open as open_store
 
-        return _base_reference(open_store(base), kwargs, where)
+        base = open_store(base, storage_options=where.storage_options)  # the view's options
+        return _base_reference(base, kwargs, where)
     if isinstance(base, str):
         return base, dict(kwargs or {})
     raise ViewError(f"base must be a zview dataset, a store location or an import path, not "
