@@ -615,6 +615,7 @@ def test_errors_pickle_with_their_attributes(base):
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is errors.IndexOutOfRangeError
     assert (again.store, again.key, again.value) == (str(store), "views/a", N_BASE)
+    assert again.length == N_BASE and str(again) == str(info.value)
 
 
 @pytest.mark.parametrize("how", ["write_dataset", "store_label", "write_view"])
@@ -657,3 +658,4 @@ def test_chunk_read_failure_is_not_called_corruption(base, monkeypatch, raised, 
         ds[3]
     check(info.value, builtin, store=view, key="labels/views/a")
     assert not isinstance(info.value, errors.CorruptStoreError)
+

@@ -67,7 +67,8 @@ class ZViewError(Exception):
         return f"{self.message}{where}"
 
     def __reduce__(self):  # keep attributes across processes (DataLoader workers)
-        return (_rebuild, (type(self), self.message, self.store, self.key, self.value))
+        return (_rebuild, (type(self), self.message, self.store, self.key, self.value),
+                self.__dict__)
 
 
 def _rebuild(cls, message, store, key, value):
@@ -130,9 +131,6 @@ class IndexOutOfRangeError(ZViewError, IndexError):
         message = f"index {value} in {key!s} is outside [0, {length}){detail}"
         super().__init__(message, store=store, key=key, value=value)
         self.length = length
-
-    def __reduce__(self):
-        return (_rebuild, (type(self), self.message, self.store, self.key, self.value))
 
 
 class MissingChunkError(ZViewError, FileNotFoundError):

@@ -105,7 +105,7 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
         _run_on_dask(view, regions, dask, progress)
     else:
         cache = ChunkCache(RENDER_CACHE_BYTES)
-        sources = {k: _cached(a, cache, view) for k, a in sources.items()}
+        sources = {k: _cached(a, cache) for k, a in sources.items()}
         outputs = {}
         with tqdm(total=len(tasks), desc=f"render {location}", unit="chunk",
                   disable=not progress or not tasks) as bar:
@@ -169,7 +169,7 @@ def get_view_leaf(view: MetaViewDataset, leaf: str) -> LabelArray:
     return dict(view.view_leaves())[leaf]
 
 
-def _cached(source: Any, cache: ChunkCache, view: MetaViewDataset) -> Any:
+def _cached(source: Any, cache: ChunkCache) -> Any:
     """The source read through the render's own bounded cache (not the base's big one)."""
     if isinstance(source, LabelArray):
         return LabelArray(source.source, name=source.name, store=source.store, cache=cache)
@@ -287,7 +287,7 @@ def _dask_task(url: str, storage_options: dict, trust: bool, token: str, leaf: s
         view = MetaViewDataset(Location.resolve(url, storage_options), trust=trust,
                                _rendered=False)
         cache = ChunkCache(RENDER_CACHE_BYTES)
-        sources = {k: _cached(a, cache, view) for k, a in base_labels(view.base).items()}
+        sources = {k: _cached(a, cache) for k, a in base_labels(view.base).items()}
         state = _worker_state[ident] = (view, _writable_group(view.location), sources)
     view, group, sources = state
     write_region(group[f"{_rendered_prefix(leaf)}/{key}"], get_view_leaf(view, leaf),
