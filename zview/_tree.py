@@ -14,10 +14,6 @@ import numpy as np
 SEP = "/"
 
 
-def is_branch(node: object) -> bool:
-    return isinstance(node, (dict, list))
-
-
 def leaves(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """Yield ``(path, leaf)`` for every leaf, depth first, in key order.
 

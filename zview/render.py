@@ -143,11 +143,6 @@ def _regions(tasks: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int
     return regions
 
 
-def write_chunk(out: zarr.Array, index: LabelArray, source: Any, c: int) -> None:
-    """Write output chunk ``c``: the source rows at the view's indices for those rows."""
-    write_region(out, index, source, c, c + 1)
-
-
 def write_region(out: zarr.Array, index: LabelArray, source: Any, first: int, stop: int
                  ) -> None:
     """Write output chunks ``first`` to ``stop - 1`` in one call (zarr encodes them at once)."""
