@@ -202,9 +202,13 @@ def test_write_view_overwrite_killed_keeps_old_or_new(data, tmp_path):
             zview.render(store, progress=False)
         assert_view(store, data[which], data["base"])
     assert "old, complete" in seen, seen
-    assert len(os.listdir(tmp_path)) >= KILLS  # leftovers of killed builds sit beside, hidden
+    # killed builds leave hidden folders beside their stores, which the next write removes
     assert all(name.startswith(".") or name in {"rendered", "probe", "base"} or name[0] == "v"
                for name in os.listdir(tmp_path))
+    for i in range(KILLS):
+        zview.write_view(tmp_path / f"v{i}", data["new"], base=base, overwrite=True,
+                         render=False, progress=False)
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]
 
 
 def legacy_folder(root: Path, base: dict) -> Path:
@@ -306,6 +310,41 @@ def test_write_view_killed_on_s3(data, s3):
             zview.render(store, progress=False)
         assert_view(store, data["new"], data["base"])
     assert len(set(seen)) > 1, seen
+
+
+@pytest.mark.s3
+def test_write_view_overwrite_killed_on_s3(data, s3):
+    """A bucket has no rename: the new store is built and rendered beside the old one, then
+    copied over it. Killed before the copy, the old store is untouched; during it, the store
+    says it is incomplete and names the command that finishes it; after it, the new store is
+    complete."""
+    from tests.conftest import BUCKET
+
+    base = f"s3://{BUCKET}/ko/base"
+    zview.write_dataset(base, data["base"], progress=False)
+    new = data["root"] / "new"
+    probe = f"s3://{BUCKET}/ko/probe"
+    zview.write_view(probe, data["old"], base=base, progress=False)
+    span = duration("write_view", probe, base, new)
+    rng = np.random.default_rng(60)  # the copy is the last fifth or so: more kills land there
+    moments = [*rng.uniform(0, span, 1), *rng.uniform(0.7 * span, span, 5), 1.1 * span]
+    seen = []
+    for i, delay in enumerate(moments):
+        store = f"s3://{BUCKET}/ko/v{i}"
+        zview.write_view(store, data["old"], base=base, progress=False)
+        kill_after("write_view", delay, store, base, new)
+        try:
+            ds = zview.open(store, render=False)
+        except errors.IncompleteStoreError as e:
+            seen.append("stopped while copying")
+            zview.convert(e.value, store, overwrite=True, progress=False)
+            which = "new"
+        else:
+            which = "new" if np.array_equal(np.asarray(ds.views["one"]),
+                                            data["new"]["one"]) else "old"
+            seen.append(which)
+        assert_view(store, data[which], data["base"])
+    assert "old" in seen and len(set(seen)) > 1, seen
 
 
 @pytest.mark.s3

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 import numpy as np
 import pytest
 import yaml
@@ -78,3 +81,89 @@ def test_string_labels_keep_their_width(tmp_path):
     got = np.asarray(zview.open(tmp_path / "s").labels["name"])
     assert got.dtype == names.dtype
     np.testing.assert_array_equal(got, names)
+
+
+# -- replacing a store, on every backend --------------------------------------------------------
+def _siblings(backend, store: str) -> list[str]:
+    """What sits beside ``store`` (hidden leftovers of builds included)."""
+    from zview._location import Location
+
+    parent = store.rsplit("/", 1)[0]
+    fs, path = Location.resolve(parent).filesystem(outer=True)
+    fs.invalidate_cache()
+    return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
+
+
+def test_overwrite_replaces_the_whole_store(location):
+    base = location("base")
+    zview.write_dataset(base, {"x": np.arange(100)}, progress=False)
+    store = location("v")
+    zview.write_view(store, {"a": np.arange(3), "b": np.arange(3)}, base=base, progress=False)
+    zview.write_view(store, {"a": np.arange(7) * 2}, base=base, overwrite=True, progress=False)
+    view = zview.open(store)
+    assert len(view) == 7
+    assert sorted(view.views) == ["a"]  # nothing of the old store's b is left
+    np.testing.assert_array_equal(np.asarray(view.labels["a"]["x"]), np.arange(7) * 2)
+    assert zview.validate(store) == []
+    assert _siblings(location, store) == sorted(p.rsplit("/", 1)[-1] for p in (base, store))
+
+
+def test_overwrite_stopped_while_copying_in_a_bucket_says_how_to_finish(tmp_path, monkeypatch):
+    """An object store has no rename: the new store is built whole beside the old one and
+    copied over it. Stopped during the copy, the store says it is incomplete and names the
+    complete new store, and the command it names finishes the overwrite."""
+    import fsspec
+
+    from zview.errors import IncompleteStoreError
+
+    root = f"memory://overwrite-{tmp_path.name}"
+    base, store = f"{root}/base", f"{root}/v"
+    zview.write_dataset(base, {"x": np.arange(100)}, progress=False)
+    zview.write_view(store, {"a": np.arange(3)}, base=base, progress=False)
+    memory = type(fsspec.filesystem("memory"))
+    copy = memory.copy
+    calls = []
+
+    def failing_copy(self, path1, path2, *args, **kwargs):
+        calls.append(path1)
+        if len(calls) == 2:  # the body is in, the new zarr.json is not
+            raise OSError("connection reset")
+        return copy(self, path1, path2, *args, **kwargs)
+
+    monkeypatch.setattr(memory, "copy", failing_copy)
+    with pytest.raises(IncompleteStoreError, match=r"connection reset.*zview convert") as caught:
+        zview.write_view(store, {"a": np.arange(7)}, base=base, overwrite=True, progress=False)
+    monkeypatch.setattr(memory, "copy", copy)
+    staging = caught.value.value
+    assert staging.startswith(f"{root}/.v.") and staging.endswith(".tmp")
+    with pytest.raises(IncompleteStoreError, match=re.escape(f"complete at {staging}")) as opened:
+        zview.open(store)
+    assert opened.value.store == store and isinstance(opened.value, FileNotFoundError)
+    assert zview.validate(store)[0].startswith("IncompleteStoreError")
+    with pytest.raises(StoreExistsError):  # still a store: replaced only on request
+        zview.write_view(store, {"a": np.arange(5)}, base=base, progress=False)
+
+    zview.convert(staging, store, overwrite=True, progress=False)  # as the message says
+    view = zview.open(store)
+    np.testing.assert_array_equal(np.asarray(view.views["a"]), np.arange(7))
+    assert zview.validate(store) == []
+    assert not fsspec.filesystem("memory").exists(staging)  # its writer is gone: cleaned up
+
+
+def test_leftovers_of_killed_writes_are_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    base = tmp_path / "base"
+    zview.write_dataset(base, {"x": np.arange(10)}, progress=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    from zview.write import _HOST
+
+    left = tmp_path / f".v.{_HOST}-{dead}-0123abcd.tmp"
+    running = tmp_path / f".v.{_HOST}-{os.getppid()}-0123abcd.tmp"  # a live process: maybe
+    other = tmp_path / ".v.ffffff-1-0123abcd.tmp"  # another host's: maybe still going on
+    for folder in (left, running, other):
+        folder.mkdir()
+    zview.write_view(tmp_path / "v", {"a": np.arange(3)}, base=base, progress=False)
+    assert not left.exists() and running.exists() and other.exists()

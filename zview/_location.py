@@ -87,9 +87,12 @@ class Location:
         return f"{self.url}/{self.inner}" if self.inner else self.url
 
     # -- files ---------------------------------------------------------------------------------
-    def filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        """The fsspec filesystem and the root path inside it."""
-        if self.is_zip:
+    def filesystem(self, *, outer: bool = False) -> tuple[fsspec.AbstractFileSystem, str]:
+        """The fsspec filesystem and the root path inside it.
+
+        For a zip, the filesystem inside the zip file; ``outer=True`` gives the one holding it.
+        """
+        if self.is_zip and not outer:
             outer, outer_path = _url_to_fs(self.url, self.storage_options, self)
             target = outer.protocol if isinstance(outer.protocol, str) else outer.protocol[0]
             fs = fsspec.filesystem("zip", fo=outer_path, target_protocol=target,

@@ -24,11 +24,12 @@ import zarr.errors
 
 from zview._labels import LEGACY_NAME, ChunkCache, LabelArray, StrictStore
 from zview._location import Location
-from zview.errors import CorruptStoreError, ZViewError
+from zview.errors import CorruptStoreError, IncompleteStoreError, ZViewError
 
 FORMAT = 1
 LABELS = "labels"
 RENDERED = "rendered"
+ROOT_JSON = "zarr.json"
 
 
 def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | None:
@@ -65,19 +66,32 @@ def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | No
         raise corrupt(e, "is corrupt") from e
 
 
-def state(group: zarr.Group | None) -> dict[str, Any]:
+def state(group: zarr.Group | None, location: Location) -> dict[str, Any]:
     """The zview state in the root attributes (format, length, fingerprint, render)."""
     if group is None:
         return {}
     value = group.attrs.get("zview", {})
     if not isinstance(value, dict):
         raise CorruptStoreError("attrs['zview'] of zarr.json must be a mapping",
-                                key="zarr.json/zview", value=value)
+                                store=str(location), key="zarr.json/zview", value=value)
+    staging = value.get("replacing")
+    if staging is not None:
+        raise IncompleteStoreError(f"an overwrite of this store stopped while the new store was "
+                                   f"copied in; {finish_hint(location, staging)}",
+                                   store=str(location), key="zarr.json/zview/replacing",
+                                   value=staging)
     render = value.get("render", {})
     if not isinstance(render, dict) or not all(isinstance(e, dict) for e in render.values()):
         raise CorruptStoreError("attrs['zview']['render'] of zarr.json must map view leaves to "
-                                "mappings", key="zarr.json/zview/render", value=render)
+                                "mappings", store=str(location), key="zarr.json/zview/render",
+                                value=render)
     return value
+
+
+def finish_hint(location: Location, staging: object) -> str:
+    """How to finish an overwrite that stopped while copying the store built at ``staging``."""
+    return (f"the new store is complete at {staging}: finish with `zview convert {staging} "
+            f"{location} --overwrite`, or run the write again with overwrite=True")
 
 
 def zarr_arrays(group: zarr.Group, prefix: str) -> dict[str, zarr.Array]:

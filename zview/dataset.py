@@ -51,7 +51,7 @@ class MetaDataset:
         self.cache = ChunkCache(cache_bytes)
         self.meta: dict[str, Any] = _meta if _meta is not None else read_meta(self.location)
         self.group = _store.open_group(self.location)
-        self.state = _store.state(self.group)
+        self.state = _store.state(self.group, self.location)
         if self.group is not None:
             own, named = _store.zarr_labels(self.group, _store.LABELS, location=self.location,
                                             cache=self.cache)

@@ -19,6 +19,7 @@ from __future__ import annotations
 __all__ = [
     "BaseBuildError",
     "CorruptStoreError",
+    "IncompleteStoreError",
     "IndexOutOfRangeError",
     "LoaderError",
     "MetaError",
@@ -143,6 +144,10 @@ class MissingFileError(ZViewError, FileNotFoundError):
 
 class LoaderError(ZViewError, ValueError):
     """A loader cannot turn a label's value into data (bad file, bad keyword arguments)."""
+
+
+class IncompleteStoreError(ZViewError, FileNotFoundError):
+    """An overwrite in a bucket stopped while the new store was copied in; it can be finished."""
 
 
 class CorruptStoreError(ZViewError, ValueError):

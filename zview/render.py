@@ -63,7 +63,7 @@ def render(location: str | Location, *, storage_options: dict | None = None,
                            _rendered=False)
     render_view(view, force=force, progress=progress, dask=dask)
     view.group = _store.open_group(view.location)
-    view.state = _store.state(view.group)
+    view.state = _store.state(view.group, view.location)
     return view.render_status()
 
 

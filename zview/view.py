@@ -167,7 +167,7 @@ class MetaViewDataset(MetaDataset):
 
         render_view(self, force=bool(stale), progress=progress)
         self.group = _store.open_group(self.location)
-        self.state = _store.state(self.group)
+        self.state = _store.state(self.group, self.location)
 
     # -- reading -------------------------------------------------------------------------------
     def get_example(self, index: Any) -> dict[str, Any]:

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import json
 import os
 import posixpath
+import re
 import shutil
+import socket
 import sys
 import uuid
 import zipfile
@@ -27,6 +31,7 @@ from zview._location import Location
 from zview._meta import META_NAME, check_meta, dump_meta
 from zview._tree import leaves, map_with_path
 from zview.errors import (
+    IncompleteStoreError,
     IndexOutOfRangeError,
     MetaError,
     StoreExistsError,
@@ -138,9 +143,12 @@ def write_view(location: str | Location, views: Any, *, base: Any,
     _check_indices(spec, arrays, meta, where, trust)
     with _publish(where, overwrite=overwrite) as target:
         _write_store(target, meta, arrays, progress=progress, length=length, name=where)
-        if render and where.is_zip:  # a zip is rendered before it is packed
+        # rendered before it is put in place: a zip, before it is packed; a store replacing
+        # one in a bucket, before it is copied over it (the old one stays readable meanwhile)
+        staged = render and (where.is_zip or (not where.is_local and target != where))
+        if staged:
             _render(target, trust, progress)
-    if render and not where.is_zip:  # in place: an interrupted render resumes there
+    if render and not staged:  # in place: an interrupted render resumes there
         _render(where, trust, progress)
     return where
 
@@ -263,9 +271,20 @@ def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
     if where.inner:
         raise MetaError("write a zip store to the zip file itself", store=str(where))
     if where.is_local:
-        # built beside the destination, so relative roots in meta.yaml resolve the same there
-        stem = os.path.join(os.path.dirname(where.url),
-                            f".{os.path.basename(where.url)}.{uuid.uuid4().hex[:8]}")
+        with _publish_local(where) as target:
+            yield target
+    elif _exists(where):
+        with _publish_remote(where) as target:
+            yield target
+    else:  # a new store in a bucket appears when its meta.yaml, written last, does
+        yield where
+    _remove_dead_leftovers(where)  # after: a stopped overwrite may be finished from one
+
+
+@contextlib.contextmanager
+def _publish_local(where: Location) -> Iterator[Location]:
+    # built beside the destination, so relative roots in meta.yaml resolve the same there
+    with _building_beside(where) as stem:
         os.makedirs(os.path.dirname(stem), exist_ok=True)
         built = f"{stem}.tmp"
         try:
@@ -276,16 +295,115 @@ def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
                 built = f"{stem}.zip"
             _replace(built, where.url, f"{stem}.old")
         finally:
-            for leftover in (f"{stem}.tmp", f"{stem}.zip", f"{stem}.old"):
-                if os.path.isdir(leftover):
-                    shutil.rmtree(leftover, ignore_errors=True)
-                elif os.path.lexists(leftover):
-                    os.remove(leftover)
+            _remove(where, [f"{stem}.{suffix}" for suffix in _LEFTOVERS])
+
+
+@contextlib.contextmanager
+def _publish_remote(where: Location) -> Iterator[Location]:
+    # object stores have no rename: the new store is built whole beside the old one, which
+    # stays readable until the copy over it starts
+    with _building_beside(where) as stem:
+        staging = Location(f"{stem}.tmp", where.storage_options)
+        try:
+            yield staging
+        except BaseException:
+            _remove(where, [staging.url])
+            raise
+        _copy_over(staging, where)  # if this fails, the store names staging, which is kept
+        _remove(where, [staging.url])
+
+
+def _copy_over(staging: Location, where: Location) -> None:
+    """Copy the complete store at ``staging`` over the one at ``where``.
+
+    The root ``zarr.json`` is first replaced by a marker naming ``staging``, so a process killed
+    during the copy leaves a store that says it is incomplete and how to finish it (opening it
+    raises :class:`~zview.errors.IncompleteStoreError`); the new ``zarr.json``, copied last in
+    one request, ends the swap.
+    """
+    fs, root = where.filesystem()
+    _, built = staging.filesystem()
+    new = {posixpath.relpath(p, built) for p in fs.find(built)}
+    old = {posixpath.relpath(p, root) for p in fs.find(root)}
+    marker = {"zarr_format": 3, "node_type": "group",
+              "attributes": {"zview": {"format": _store.FORMAT, "replacing": staging.url}}}
+    fs.pipe_file(posixpath.join(root, _store.ROOT_JSON), json.dumps(marker).encode())
+    try:
+        body = sorted(new - {_store.ROOT_JSON})
+        fs.copy([posixpath.join(built, p) for p in body], [posixpath.join(root, p) for p in body])
+        gone = sorted(old - new)
+        if gone:
+            fs.rm([posixpath.join(root, p) for p in gone])
+        fs.copy(posixpath.join(built, _store.ROOT_JSON), posixpath.join(root, _store.ROOT_JSON))
+    except Exception as e:
+        raise IncompleteStoreError(
+            f"replacing the store failed while the new one was copied in ({type(e).__name__}: "
+            f"{e}); {_store.finish_hint(where, staging.url)}", store=str(where),
+            key=_store.ROOT_JSON, value=staging.url) from e
+
+
+# -- leftovers of killed writes --------------------------------------------------------------------
+# A build in progress sits beside its destination as ".NAME.HOST-PID-RANDOM.tmp" (".zip", ".old"
+# while it is put in place). One left by a process of this host that no longer runs is removed by
+# the next write to that destination; others may belong to a write still running elsewhere.
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+_LEFTOVERS = ("tmp", "zip", "old")
+
+
+@contextlib.contextmanager
+def _building_beside(where: Location) -> Iterator[str]:
+    """A fresh stem for a build beside ``where``, known to this process while it runs."""
+    parent, name = where.url.rsplit("/", 1)
+    stem = f"{parent}/.{name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    _BUILDING.add(stem)
+    try:
+        yield stem
+    finally:
+        _BUILDING.discard(stem)
+
+
+_BUILDING: set[str] = set()
+
+
+def _remove_dead_leftovers(where: Location) -> None:
+    parent, name = where.url.rsplit("/", 1)
+    pattern = re.compile(rf"\.{re.escape(name)}\.{_HOST}-(\d+)-[0-9a-f]{{8}}")
+    try:
+        fs, _ = Location(parent or "/", where.storage_options).filesystem(outer=True)
+        names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(fs._strip_protocol(parent),
+                                                                   detail=False)]
+    except (OSError, ValueError):  # no parent yet, or nothing to list it with
         return
-    if _exists(where):  # object stores have no rename: clear, then write meta.yaml last
-        fs, root = where.filesystem()
-        fs.rm(root, recursive=True)
-    yield where
+    dead = []
+    for n in names:
+        stem, _, suffix = n.rpartition(".")
+        match = pattern.fullmatch(stem)
+        if match and suffix in _LEFTOVERS and not _running(int(match[1]), f"{parent}/{stem}"):
+            dead.append(f"{parent}/{n}")
+    _remove(where, dead)
+
+
+def _running(pid: int, stem: str) -> bool:
+    if pid == os.getpid():
+        return stem in _BUILDING
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _remove(where: Location, urls: list[str]) -> None:
+    """Remove leftovers, quietly: a leftover that stays is only wasted space."""
+    for url in urls:
+        fs, path = Location(url, where.storage_options).filesystem(outer=True)
+        with contextlib.suppress(OSError):
+            if fs.isdir(path):
+                fs.rm(path, recursive=True)
+            elif fs.exists(path):
+                fs.rm(path)
 
 
 def _exists(where: Location) -> bool:
