@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import zview
@@ -83,3 +84,24 @@ def test_storage_options_nest_and_parse():
 
     pairs = [_storage_option("anon=true"), _storage_option("client_kwargs.region_name=eu-1")]
     assert storage_options(pairs) == {"anon": True, "client_kwargs": {"region_name": "eu-1"}}
+
+
+def test_show_and_info_take_a_dataset_that_is_no_view():
+    for command in ("show", "info"):
+        out = run(command, FIXTURE / "base", "--no-progress").stdout
+        assert "MetaDataset" in out and "24" in out, out
+
+
+@pytest.mark.s3
+def test_base_storage_option_reaches_the_base(s3, tmp_path):
+    """A local view of a base in a bucket: options given for the base go to it alone."""
+    from tests.conftest import BUCKET
+
+    base = f"s3://{BUCKET}/cli/base"
+    zview.write_dataset(base, {"x": np.arange(10)}, progress=False)
+    zview.write_view(tmp_path / "view", {"v": np.arange(4)}, base=base, progress=False)
+    assert "4 examples" in run("info", tmp_path / "view").stdout
+    result = run("info", tmp_path / "view", "--base-storage-option",
+                 "endpoint_url=http://127.0.0.1:9", "--base-storage-option",
+                 "config_kwargs.retries.max_attempts=1", ok=False)
+    assert "BaseBuildError" in result.stderr and "127.0.0.1:9" in result.stderr, result.stderr

@@ -24,7 +24,7 @@ from tests._expected import assert_same, expected
 from tests._s3 import Faults, Proxy
 from tests.conftest import BUCKET
 from zview._location import Location
-from zview.errors import RenderRequiredError, StoreUnreachableError
+from zview.errors import BaseBuildError, RenderRequiredError, StoreUnreachableError
 
 EXPECTED = expected()
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,6 +214,35 @@ def test_request_budget_from_a_fresh_process(s3, proxy):
     read = sorted(p[len(prefix):].split("/c/")[0] for _, p in cold)
     assert read == sorted(a[: -len("/zarr.json")] for a in arrays)  # every array, one chunk
     assert seen["warm"] == []
+
+
+def test_base_inherits_the_views_storage_options_unless_given_its_own(s3, proxy):
+    """By default the base is read with the view's options (here: through the proxy); with
+    ``base_storage_options`` the base gets only those, and a worker's copy keeps them."""
+    import pickle
+
+    root = f"s3://{BUCKET}/own"
+    zview.write_dataset(f"{root}/base", {"x": np.arange(10) * 3}, progress=False)
+    zview.write_view(f"{root}/view", {"v": np.arange(5)[::-1]}, base=f"{root}/base",
+                     progress=False)
+    through_proxy = {"endpoint_url": proxy.endpoint}
+
+    def read(**options) -> set[str]:
+        proxy.requests.clear()
+        view = zview.open(f"{root}/view", storage_options=through_proxy, **options)
+        assert view[1]["v"]["index_"] == 3 and view.labels["v"]["x"][1] == 9
+        return {path.split("/")[3] for _, path in proxy.requests}
+
+    assert read() == {"view", "base"}
+    assert read(base_storage_options={}) == {"view"}  # the base straight from the server
+    direct = zview.open(f"{root}/view", storage_options=through_proxy, base_storage_options={})
+    assert pickle.loads(pickle.dumps(direct)).base.location.storage_options == {}
+    with pytest.raises(BaseBuildError, match=r"127\.0\.0\.1:9") as caught:  # they reach the base
+        zview.open(f"{root}/view", base_storage_options={
+            "endpoint_url": "http://127.0.0.1:9",
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}})
+    assert isinstance(caught.value.__cause__, StoreUnreachableError)
+    assert caught.value.__cause__.store == f"{root}/base"
 
 
 # -- faults --------------------------------------------------------------------------------------

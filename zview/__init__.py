@@ -32,7 +32,8 @@ __version__ = importlib.metadata.version("zview")
 def open(location: str | os.PathLike | Location, *, storage_options: dict | None = None,
          trust: bool = False, **kwargs) -> MetaDataset:
     """Open the store at ``location``: a :class:`MetaViewDataset` if its ``meta.yaml`` names a
-    base, else a :class:`MetaDataset`. Further keywords go to the class.
+    base, else a :class:`MetaDataset`. Further keywords go to the class; those only a view
+    takes (``render``, ``progress``, ``base_storage_options``) are ignored for a dataset.
 
     Examples
     --------
@@ -43,8 +44,14 @@ def open(location: str | os.PathLike | Location, *, storage_options: dict | None
     """
     where = Location.resolve(location, storage_options)
     meta = read_meta(where)
-    cls = MetaViewDataset if "base_dset" in meta else MetaDataset
-    return cls(where, trust=trust, _meta=meta, **kwargs)
+    if "base_dset" in meta:
+        return MetaViewDataset(where, trust=trust, _meta=meta, **kwargs)
+    # a dataset that is no view has no base to render or read: its keywords do not apply
+    kwargs = {k: v for k, v in kwargs.items() if k not in _VIEW_ONLY}
+    return MetaDataset(where, trust=trust, _meta=meta, **kwargs)
+
+
+_VIEW_ONLY = frozenset({"render", "progress", "base_storage_options", "_rendered"})
 
 
 __all__ = [

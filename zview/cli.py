@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--storage-option", "-o", action="append", type=_storage_option,
                         metavar="KEY=VALUE", dest="storage_options",
                         help="fsspec option for remote locations (repeatable)")
+    common.add_argument("--base-storage-option", action="append", type=_storage_option,
+                        metavar="KEY=VALUE", dest="base_storage_options",
+                        help="fsspec option for a view's base, if not the view's (repeatable)")
     common.add_argument("--trust", action="store_true",
                         help="import the base_dset/loaders the store names even if not trusted")
     common.add_argument("--no-progress", dest="progress", action="store_false",
@@ -99,8 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     options = storage_options(args.storage_options)
+    base_options = storage_options(args.base_storage_options)
     try:
-        return _run(args, options)
+        return _run(args, options, base_options)
     except ZViewError as e:
         print(f"zview {args.command}: error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
@@ -109,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _run(args: argparse.Namespace, options: dict | None) -> int:
+def _run(args: argparse.Namespace, options: dict | None, base_options: dict | None) -> int:
     import zview
 
     if args.command == "demo":
@@ -120,7 +124,8 @@ def _run(args: argparse.Namespace, options: dict | None) -> int:
         return 0
     if args.command == "render":
         status = zview.render(args.location, storage_options=options, trust=args.trust,
-                              force=args.force, progress=args.progress, dask=args.dask)
+                              force=args.force, progress=args.progress, dask=args.dask,
+                              base_storage_options=base_options)
         for leaf, state in status.items():
             print(f"{leaf or '(view)'}: {state}")
         return 0
@@ -132,13 +137,14 @@ def _run(args: argparse.Namespace, options: dict | None) -> int:
         return 0
     if args.command == "validate":
         problems = zview.validate(args.location, storage_options=options, trust=args.trust,
-                                  progress=args.progress)
+                                  progress=args.progress, base_storage_options=base_options)
         for problem in problems:
             print(problem)
         print(f"{args.location}: {len(problems)} problem(s)" if problems
               else f"{args.location}: valid")
         return 1 if problems else 0
     ds = zview.open(args.location, storage_options=options, trust=args.trust,
+                    base_storage_options=base_options,
                     **({"progress": args.progress} if args.command != "info" else {}))
     if args.command == "show" and hasattr(ds, "show"):
         ds.show()

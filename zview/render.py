@@ -34,12 +34,12 @@ REGION_CHUNKS = 8
 
 def render(location: str | Location, *, storage_options: dict | None = None,
            trust: bool = False, force: bool = False, progress: bool = True,
-           dask: Any = None) -> dict[str, str]:
+           dask: Any = None, base_storage_options: dict | None = None) -> dict[str, str]:
     """Render the base's labels through every view leaf of the store at ``location``.
 
     Parameters
     ----------
-    location, storage_options, trust
+    location, storage_options, trust, base_storage_options
         As for :class:`zview.MetaViewDataset`.
     force
         Re-render complete leaves too (needed after the base changed).
@@ -60,7 +60,7 @@ def render(location: str | Location, *, storage_options: dict | None = None,
     {'frames': 'complete'}
     """
     view = MetaViewDataset(location, storage_options=storage_options, trust=trust,
-                           _rendered=False)
+                           base_storage_options=base_storage_options, _rendered=False)
     render_view(view, force=force, progress=progress, dask=dask)
     view.group = _store.open_group(view.location)
     view.state = _store.state(view.group, view.location)
@@ -257,7 +257,8 @@ def _run_on_dask(view: MetaViewDataset, regions: list[tuple[str, str, int, int]]
     own = isinstance(dask, str)
     client = Client(dask) if own else dask
     try:
-        args = (view.location.url, view.location.storage_options, view.trust, uuid.uuid4().hex)
+        args = (view.location.url, view.location.storage_options, view.base_storage_options,
+                view.trust, uuid.uuid4().hex)
         futures = [client.submit(_dask_task, *args, *region, pure=False) for region in regions]
         with tqdm(total=sum(stop - first for *_, first, stop in regions),
                   desc=f"render {view.location}", unit="chunk",
@@ -272,15 +273,15 @@ def _run_on_dask(view: MetaViewDataset, regions: list[tuple[str, str, int, int]]
 _worker_state: dict[tuple, tuple] = {}
 
 
-def _dask_task(url: str, storage_options: dict, trust: bool, token: str, leaf: str, key: str,
-               first: int, stop: int) -> int:
+def _dask_task(url: str, storage_options: dict, base_storage_options: dict | None, trust: bool,
+               token: str, leaf: str, key: str, first: int, stop: int) -> int:
     """One output region, on a Dask worker; the store is opened once per worker and render."""
-    ident = (url, repr(sorted(storage_options.items())), trust, token)
+    ident = (url, repr(storage_options), repr(base_storage_options), trust, token)
     state = _worker_state.get(ident)
     if state is None:
         _worker_state.clear()  # a new render: what an earlier one opened may be stale
         view = MetaViewDataset(Location.resolve(url, storage_options), trust=trust,
-                               _rendered=False)
+                               base_storage_options=base_storage_options, _rendered=False)
         cache = ChunkCache(RENDER_CACHE_BYTES)
         sources = {k: _cached(a, cache) for k, a in base_labels(view.base).items()}
         state = _worker_state[ident] = (view, _writable_group(view.location), sources)

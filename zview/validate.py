@@ -16,7 +16,8 @@ from zview.view import MetaViewDataset
 
 
 def validate(location: str | os.PathLike | Location, *, storage_options: dict | None = None,
-             trust: bool = False, progress: bool = False) -> list[str]:
+             trust: bool = False, progress: bool = False,
+             base_storage_options: dict | None = None) -> list[str]:
     """Every problem of the store at ``location``, one line each; empty if it is sound.
 
     Checks ``meta.yaml``, equal lengths, every view index in ``[0, len(base))``, that every
@@ -32,7 +33,8 @@ def validate(location: str | os.PathLike | Location, *, storage_options: dict | 
     try:
         meta = read_meta(where)
         if "base_dset" in meta:
-            ds: MetaDataset = MetaViewDataset(where, trust=trust, _rendered=False, _meta=meta)
+            ds: MetaDataset = MetaViewDataset(where, trust=trust, _rendered=False, _meta=meta,
+                                              base_storage_options=base_storage_options)
         else:
             ds = MetaDataset(where, trust=trust, _meta=meta)
     except ZViewError as e:

@@ -37,8 +37,10 @@ class MetaViewDataset(MetaDataset):
     Parameters
     ----------
     location, storage_options, trust, cache_bytes
-        As for :class:`MetaDataset`; the base inherits the storage options, and ``trust`` also
-        allows an untrusted ``base_dset``.
+        As for :class:`MetaDataset`; ``trust`` also allows an untrusted ``base_dset``.
+    base_storage_options
+        Storage options for the base's location; by default the base inherits
+        ``storage_options`` (a base in another bucket or account needs its own).
     render
         ``None`` (default): render missing labels on first open, as edflow did, and refuse
         labels rendered against a different base. ``True``: also re-render stale labels.
@@ -56,12 +58,15 @@ class MetaViewDataset(MetaDataset):
     def __init__(self, location: str | os.PathLike | Location, *,
                  storage_options: dict | None = None, trust: bool = False,
                  render: bool | None = None, progress: bool = True,
-                 cache_bytes: int = DEFAULT_CACHE_BYTES, _rendered: bool = True,
+                 cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 base_storage_options: dict | None = None, _rendered: bool = True,
                  _meta: dict | None = None) -> None:
         super().__init__(location, storage_options=storage_options, trust=trust,
                          cache_bytes=cache_bytes, _meta=_meta)
         self.render_policy = render
-        self.base = build_base(self.meta, self.location, trust=trust)
+        self.base_storage_options = base_storage_options
+        self.base = build_base(self.meta, self.location, trust=trust,
+                               storage_options=base_storage_options)
         if hasattr(self.base, "append_labels"):  # as edflow: base examples carry no labels_
             self.base.append_labels = False
         self._base_len = len(self.base)
@@ -232,7 +237,7 @@ class MetaViewDataset(MetaDataset):
         return cache[shape]
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"render": False}
+        return {"render": False, "base_storage_options": self.base_storage_options}
 
 
 def _fetch_many(base: Any, indices: np.ndarray) -> list[dict]:
@@ -300,8 +305,12 @@ def base_labels(base: Any) -> dict[str, Any]:
     return {path: array for path, array in leaves(getattr(base, "labels", {}) or {})}
 
 
-def build_base(meta: dict, location: Location, *, trust: bool = False) -> Any:
-    """Build the base named by ``base_dset``/``base_kwargs``, relative roots resolved here."""
+def build_base(meta: dict, location: Location, *, trust: bool = False,
+               storage_options: dict | None = None) -> Any:
+    """Build the base named by ``base_dset``/``base_kwargs``, relative roots resolved here.
+
+    A ``root`` gets ``storage_options`` if given, else those of ``location``.
+    """
     import_path = meta.get("base_dset")
     if not import_path:
         raise MetaError("meta.yaml has no 'base_dset'; a view needs the import path of its base "
@@ -310,7 +319,9 @@ def build_base(meta: dict, location: Location, *, trust: bool = False) -> Any:
     factory = _trust.resolve(import_path, trust=trust, store=str(location))
     root = kwargs.get("root")
     if isinstance(root, str):
-        kwargs["root"] = location.join(root)
+        joined = location.join(root)
+        kwargs["root"] = joined if storage_options is None else Location(
+            joined.url, dict(storage_options), joined.inner)
     try:
         if _trust.is_builtin(import_path):
             if root is None:

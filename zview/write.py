@@ -100,7 +100,7 @@ def write_view(location: str | Location, views: Any, *, base: Any,
                labels: dict[str, Any] | None = None, loaders: dict[str, str] | None = None,
                loader_kwargs: dict[str, dict] | None = None, overwrite: bool = False,
                render: bool = True, storage_options: dict | None = None, trust: bool = False,
-               progress: bool = True) -> Location:
+               progress: bool = True, base_storage_options: dict | None = None) -> Location:
     """Write a view store: ``meta.yaml``, the index arrays and the rendered labels.
 
     Parameters
@@ -118,6 +118,9 @@ def write_view(location: str | Location, views: Any, *, base: Any,
         The view's own labels (``M`` rows each), stored beside the index arrays.
     render
         Render the base's labels through every view now (otherwise on first open).
+    base_storage_options
+        Storage options for reading the base; by default those of the view. Never stored:
+        pass them again to :func:`zview.open`.
 
     Examples
     --------
@@ -128,7 +131,8 @@ def write_view(location: str | Location, views: Any, *, base: Any,
     (20, array([ 0,  3,  6,  9, 12]))
     """
     where = Location.resolve(location, storage_options)
-    base_dset, base_kwargs = _base_reference(base, base_kwargs, where)
+    base_options = where.storage_options if base_storage_options is None else base_storage_options
+    base_dset, base_kwargs = _base_reference(base, base_kwargs, where, base_options)
     meta: dict[str, Any] = {"description": description, "base_dset": base_dset,
                             "base_kwargs": base_kwargs}
     arrays = {path: np.asarray(a) for path, a in leaves(labels or {})}
@@ -140,23 +144,23 @@ def write_view(location: str | Location, views: Any, *, base: Any,
         meta["loader_kwargs"] = dict(loader_kwargs)
     check_meta(meta, store=str(where))
     length = _check_lengths(arrays, where)
-    _check_indices(spec, arrays, meta, where, trust)
+    _check_indices(spec, arrays, meta, where, trust, base_storage_options)
     with _publish(where, overwrite=overwrite) as target:
         _write_store(target, meta, arrays, progress=progress, length=length, name=where)
         # rendered before it is put in place: a zip, before it is packed; a store replacing
         # one in a bucket, before it is copied over it (the old one stays readable meanwhile)
         staged = render and (where.is_zip or (not where.is_local and target != where))
         if staged:
-            _render(target, trust, progress)
+            _render(target, trust, progress, base_storage_options)
     if render and not staged:  # in place: an interrupted render resumes there
-        _render(where, trust, progress)
+        _render(where, trust, progress, base_storage_options)
     return where
 
 
-def _render(location: Location, trust: bool, progress: bool) -> None:
+def _render(location: Location, trust: bool, progress: bool, base_options: dict | None) -> None:
     from zview.render import render
 
-    render(location, trust=trust, progress=progress)
+    render(location, trust=trust, progress=progress, base_storage_options=base_options)
 
 
 def _view_key(path: str, leaf: Any, arrays: dict[str, np.ndarray]) -> str:
@@ -170,7 +174,8 @@ def _view_key(path: str, leaf: Any, arrays: dict[str, np.ndarray]) -> str:
     return key
 
 
-def _base_reference(base: Any, kwargs: dict | None, where: Location) -> tuple[str, dict]:
+def _base_reference(base: Any, kwargs: dict | None, where: Location, options: dict
+                    ) -> tuple[str, dict]:
     from zview.dataset import MetaDataset
     from zview.view import MetaViewDataset
 
@@ -182,8 +187,7 @@ def _base_reference(base: Any, kwargs: dict | None, where: Location) -> tuple[st
             or os.path.exists(os.fspath(base))):
         from zview import open as open_store
 
-        base = open_store(base, storage_options=where.storage_options)  # the view's options
-        return _base_reference(base, kwargs, where)
+        return _base_reference(open_store(base, storage_options=options), kwargs, where, options)
     if isinstance(base, str):
         return base, dict(kwargs or {})
     raise ViewError(f"base must be a zview dataset, a store location or an import path, not "
@@ -220,10 +224,10 @@ def _check_lengths(arrays: dict[str, np.ndarray], where: Location) -> int:
 
 
 def _check_indices(spec: Any, arrays: dict[str, np.ndarray], meta: dict, where: Location,
-                   trust: bool) -> None:
+                   trust: bool, base_options: dict | None) -> None:
     from zview.view import build_base
 
-    base = build_base(meta, where, trust=trust)
+    base = build_base(meta, where, trust=trust, storage_options=base_options)
     n = len(base)
     for path, key in leaves(spec):
         index = arrays[key]
