@@ -549,6 +549,18 @@ def test_render_required(base):
 
 
 # -- writes ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("write", ["write_dataset", "convert"])
+def test_zip_in_a_bucket_is_not_written(base, write):
+    where = f"memory://zip-{write}/store.zip"
+    with pytest.raises(errors.ReadOnlyStoreError, match="zip files on a local disk only") as info:
+        if write == "convert":
+            zview.convert(base, where, progress=False)
+        else:
+            zview.write_dataset(where, {"x": np.arange(3)}, progress=False)
+    check(info.value, PermissionError, store=where, key="location", value=where)
+    assert not fsspec.filesystem("memory").exists(f"/zip-{write}")
+
+
 def test_existing_store_kept_without_overwrite(base):
     store = make_view(base)
     before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}

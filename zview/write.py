@@ -34,6 +34,7 @@ from zview.errors import (
     IncompleteStoreError,
     IndexOutOfRangeError,
     MetaError,
+    ReadOnlyStoreError,
     StoreExistsError,
     StoreNotFoundError,
     ViewError,
@@ -274,6 +275,11 @@ def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
                                f"(--overwrite) to replace it", store=str(where), key=META_NAME)
     if where.inner:
         raise MetaError("write a zip store to the zip file itself", store=str(where))
+    if where.is_zip and not where.is_local:
+        raise ReadOnlyStoreError(
+            "zview writes zip files on a local disk only: write the zip locally and upload the "
+            "file, or write the store to a folder (prefix) in the bucket", store=str(where),
+            key="location", value=where.url)
     if where.is_local:
         with _publish_local(where) as target:
             yield target
