@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 import zview
+from tests._unchecked import write_label
 from zview import errors
 from zview._location import Location
 from zview._meta import MAX_META_BYTES
@@ -65,7 +66,7 @@ def edit_meta(store: Path, **changes) -> None:
 
 def replace_label(store: Path, key: str, data: np.ndarray) -> None:
     """Rewrite a label of a written store, as a careless or hostile writer would."""
-    zview.store_label(store, key, data)
+    write_label(store, key, data)
 
 
 def free_loopback_port() -> int:
@@ -533,7 +534,7 @@ def test_base_without_base_dset(base):
 
 def test_stale_render(base):
     store = make_view(base)
-    zview.store_label(base, "x", np.arange(N_BASE) * 7)
+    zview.store_label(base, "x", np.arange(N_BASE) * 7, overwrite=True)
     with pytest.raises(errors.StaleRenderError, match="rendered against a different base"
                        ) as info:
         zview.open(store)
@@ -549,6 +550,23 @@ def test_render_required(base):
 
 
 # -- writes ---------------------------------------------------------------------------------------
+def test_store_label_keeps_what_is_there(base, edflow_copy):
+    before = {p: p.read_bytes() for p in base.rglob("*") if p.is_file()}
+    with pytest.raises(errors.StoreExistsError, match="pass overwrite=True") as info:
+        zview.store_label(base, "x", np.arange(N_BASE))
+    check(info.value, FileExistsError, store=base, key="x")
+    with pytest.raises(errors.ViewError, match=f"3 rows, but the store's examples number "
+                                               f"{N_BASE}") as info:
+        zview.store_label(base, "y", np.arange(3))
+    check(info.value, ValueError, store=base, key="y", value=3)
+    assert {p: p.read_bytes() for p in base.rglob("*") if p.is_file()} == before
+    legacy = edflow_copy / "base"
+    with pytest.raises(errors.ReadOnlyStoreError, match="zview convert") as info:
+        zview.store_label(legacy, "y", np.arange(24))
+    check(info.value, PermissionError, store=legacy, key="y")
+    assert not (legacy / "zarr.json").exists()
+
+
 @pytest.mark.parametrize("write", ["write_dataset", "convert"])
 def test_zip_in_a_bucket_is_not_written(base, write):
     where = f"memory://zip-{write}/store.zip"

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zview
+from tests._unchecked import write_label
 from zview import errors
 
 N_BASE = 8
@@ -169,8 +170,8 @@ def test_random_view_arrays(stores, a, b, extra_rows):
     store = fresh(stores)
     for key, value in (("views/a", a), ("views/b", b), ("extra", np.arange(extra_rows))):
         try:
-            zview.store_label(store, key, value)
-        except errors.ZViewError:
+            write_label(store, key, value)  # past zview's checks: open must catch what is wrong
+        except (errors.ZViewError, ValueError):  # newer zarr refuses zero-size chunks
             return  # refused on the way in: as good as refused on the way out
     exercise(store)
 

@@ -152,7 +152,7 @@ def test_changed_base_is_reported_not_served(tmp_path):
     zview.write_dataset(tmp_path / "b", {"x": np.arange(10)}, progress=False)
     where = zview.write_view(tmp_path / "v", {"a": np.arange(10)[::-1]}, base=tmp_path / "b",
                              progress=False)
-    zview.store_label(tmp_path / "b", "x", np.arange(10) * 2)
+    zview.store_label(tmp_path / "b", "x", np.arange(10) * 2, overwrite=True)
     with pytest.raises(StaleRenderError, match="rendered against a different base"):
         zview.open(where)
     ds = zview.open(where, render=True, progress=False)

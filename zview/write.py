@@ -27,6 +27,7 @@ import zarr
 from tqdm.auto import tqdm
 
 from zview import _codecs, _store
+from zview._labels import ChunkCache
 from zview._location import Location
 from zview._meta import META_NAME, check_meta, dump_meta
 from zview._tree import leaves, map_with_path
@@ -42,11 +43,14 @@ from zview.errors import (
 
 
 def store_label(location: str | Location, key: str, data: np.ndarray, *,
-                loader: str | None = None, storage_options: dict | None = None) -> None:
+                loader: str | None = None, overwrite: bool = False,
+                storage_options: dict | None = None) -> None:
     """Write one label array into the store at ``location`` (edflow's ``store_label_mmap``).
 
     ``key`` may be a path (``"views/seq"``); ``loader`` names the loader applied on access
-    (``"image"`` for a label of image paths). The store's root group is created if needed.
+    (``"image"`` for a label of image paths). The store's root group is created if needed. A
+    label of that key is replaced only with ``overwrite=True``; the data must have one row per
+    example of the store.
 
     Examples
     --------
@@ -60,6 +64,7 @@ def store_label(location: str | Location, key: str, data: np.ndarray, *,
         raise ViewError(f"label {key!r} is a scalar; labels need one row per example",
                         store=str(where), key=key, value=data)
     _check_row_shape(key, data, where)
+    _check_label_fits(where, key, data, overwrite)
     group = zarr.open_group(where.zarr_store(read_only=False), mode="a")
     _codecs.write_array(group, f"{_store.LABELS}/{key}", data,
                         attrs={"loader": loader} if loader else None)
@@ -67,6 +72,25 @@ def store_label(location: str | Location, key: str, data: np.ndarray, *,
     state.update(format=_store.FORMAT, length=int(data.shape[0]), fingerprint=_new_fingerprint())
     group.attrs["zview"] = state
     _store.consolidate(where)
+
+
+def _check_label_fits(where: Location, key: str, data: np.ndarray, overwrite: bool) -> None:
+    group = _store.open_group(where)
+    if group is None:
+        if _store.legacy_labels(where, cache=ChunkCache(0))[0]:
+            raise ReadOnlyStoreError(f"{where} is an edflow folder, which zview reads as it is; "
+                                     f"convert it to add labels: `zview convert {where} DST`",
+                                     store=str(where), key=key)
+        return
+    labels = _store.zarr_arrays(group, _store.LABELS)
+    if key in labels and not overwrite:
+        raise StoreExistsError(f"label {key!r} exists; pass overwrite=True to replace it",
+                               store=str(where), key=key)
+    length = _store.state(group, where).get("length")
+    if set(labels) - {key} and length != data.shape[0]:
+        raise ViewError(f"label {key!r} has {data.shape[0]} rows, but the store's examples "
+                        f"number {length}: a label needs one row per example", store=str(where),
+                        key=key, value=data.shape[0])
 
 
 def write_dataset(location: str | Location, labels: dict[str, Any], *,
