@@ -45,6 +45,8 @@ WORKER = textwrap.dedent("""
         zview.write_view(args[0], views, base=args[1], overwrite=True, progress=False)
     elif op == "convert":
         zview.convert(args[0], args[1], overwrite=True, progress=False)
+    elif op == "store_label":
+        zview.store_label(args[0], "feat", np.load(args[1]), overwrite=True)
     print("done", flush=True)
 """)
 
@@ -243,6 +245,34 @@ def test_convert_killed_keeps_old_or_new(data, tmp_path):
                 assert np.array_equal(np.asarray(ds.labels[key]), array)
         assert zview.validate(store) == []
     assert "old" in seen
+
+
+def test_store_label_killed_says_so(data, tmp_path):
+    """Replacing a label killed half-way: the store says which label is unfinished until
+    ``store_label`` runs again; it never serves half of one as whole."""
+    rng = np.random.default_rng(3)
+    new = rng.random((N, 16), dtype=np.float32).round(1)  # other values, other codecs
+    np.save(tmp_path / "feat.npy", new)
+    probe = tmp_path / "probe"
+    shutil.copytree(data["root"] / "base", probe)
+    span = duration("store_label", probe, tmp_path / "feat.npy")
+    seen = []
+    for i, delay in enumerate(delays(span, seed=70)):
+        store = tmp_path / f"b{i}"
+        shutil.copytree(data["root"] / "base", store)
+        kill_after("store_label", delay, store, tmp_path / "feat.npy")
+        try:
+            feat = np.asarray(zview.open(store).labels["feat"])
+        except errors.IncompleteStoreError as e:
+            assert e.value == ["feat"] and "store_label" in str(e)
+            seen.append("unfinished")
+            zview.store_label(store, "feat", new, overwrite=True)
+            feat = np.asarray(zview.open(store).labels["feat"])
+        else:
+            seen.append("old" if np.array_equal(feat, data["base"]["feat"]) else "new")
+        assert np.array_equal(feat, data["base"]["feat"] if seen[-1] == "old" else new)
+        assert zview.validate(store) == []
+    assert "unfinished" in seen, seen
 
 
 def test_two_renders_at_once(data, tmp_path):

@@ -66,20 +66,30 @@ def open_group(location: Location, *, read_only: bool = True) -> zarr.Group | No
         raise corrupt(e, "is corrupt") from e
 
 
-def state(group: zarr.Group | None, location: Location) -> dict[str, Any]:
-    """The zview state in the root attributes (format, length, fingerprint, render)."""
+def state(group: zarr.Group | None, location: Location, *, finished: bool = True
+          ) -> dict[str, Any]:
+    """The zview state in the root attributes (format, length, fingerprint, render).
+
+    A store whose last write stopped half-way raises :class:`IncompleteStoreError`, unless
+    ``finished=False`` (for the write that finishes it).
+    """
     if group is None:
         return {}
     value = group.attrs.get("zview", {})
     if not isinstance(value, dict):
         raise CorruptStoreError("attrs['zview'] of zarr.json must be a mapping",
                                 store=str(location), key="zarr.json/zview", value=value)
-    staging = value.get("replacing")
-    if staging is not None:
+    staging, labels = value.get("replacing"), value.get("writing")
+    if finished and staging is not None:
         raise IncompleteStoreError(f"an overwrite of this store stopped while the new store was "
                                    f"copied in; {finish_hint(location, staging)}",
                                    store=str(location), key="zarr.json/zview/replacing",
                                    value=staging)
+    if finished and labels:
+        raise IncompleteStoreError(f"writing label(s) {labels} stopped half-way; run "
+                                   f"store_label(..., overwrite=True) for each again",
+                                   store=str(location), key="zarr.json/zview/writing",
+                                   value=labels)
     render = value.get("render", {})
     if not isinstance(render, dict) or not all(isinstance(e, dict) for e in render.values()):
         raise CorruptStoreError("attrs['zview']['render'] of zarr.json must map view leaves to "

@@ -66,9 +66,17 @@ def store_label(location: str | Location, key: str, data: np.ndarray, *,
     _check_row_shape(key, data, where)
     _check_label_fits(where, key, data, overwrite)
     group = zarr.open_group(where.zarr_store(read_only=False), mode="a")
+    state = dict(group.attrs.get("zview", {}))
+    # until the label is whole, the store says so: a kill must not leave half a label, read as
+    # whole (a new array's codecs may differ from those consolidated for the old one)
+    unfinished = [k for k in state.get("writing", []) if k != key]
+    group.attrs["zview"] = {**state, "writing": [*unfinished, key]}
+    _store.consolidate(where)
     _codecs.write_array(group, f"{_store.LABELS}/{key}", data,
                         attrs={"loader": loader} if loader else None)
-    state = dict(group.attrs.get("zview", {}))
+    state["writing"] = unfinished
+    if not unfinished:
+        del state["writing"]
     state.update(format=_store.FORMAT, length=int(data.shape[0]), fingerprint=_new_fingerprint())
     group.attrs["zview"] = state
     _store.consolidate(where)
@@ -83,10 +91,11 @@ def _check_label_fits(where: Location, key: str, data: np.ndarray, overwrite: bo
                                      store=str(where), key=key)
         return
     labels = _store.zarr_arrays(group, _store.LABELS)
+    state = _store.state(group, where, finished=False)
     if key in labels and not overwrite:
         raise StoreExistsError(f"label {key!r} exists; pass overwrite=True to replace it",
                                store=str(where), key=key)
-    length = _store.state(group, where).get("length")
+    length = state.get("length")
     if set(labels) - {key} and length != data.shape[0]:
         raise ViewError(f"label {key!r} has {data.shape[0]} rows, but the store's examples "
                         f"number {length}: a label needs one row per example", store=str(where),
