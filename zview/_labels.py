@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import posixpath
 import re
 import threading
 from collections import OrderedDict
@@ -257,7 +258,9 @@ class StrictStore(zarr.storage.WrapperStore):
     """A store in which a missing chunk is an error, not fill values.
 
     zarr reads an absent chunk as fill values; index 0 is a valid index, so for zview that
-    silence would mean wrong examples.
+    silence would mean wrong examples. The same holds for a missing shard, and for a chunk that a
+    shard's index marks absent: the store learns which arrays are sharded from the ``zarr.json``
+    documents it serves, and checks every shard index read through it.
 
     ``reopen`` makes the store again in a forked child (a DataLoader worker): the parent's
     connections belong to an event loop that does not exist there.
@@ -268,6 +271,13 @@ class StrictStore(zarr.storage.WrapperStore):
         super().__init__(store)
         self._reopen = reopen
         self._pid = os.getpid()
+        self._shards: dict[str, _codecs.ShardIndex] = {}
+
+    @property
+    def _supports_sync_io(self) -> bool:
+        # zarr 3.4 reads synchronously from stores that can, straight from the wrapped store:
+        # past the checks below
+        return False
 
     def _current(self) -> zarr.abc.store.Store:
         if self._reopen is not None and self._pid != os.getpid():
@@ -276,21 +286,66 @@ class StrictStore(zarr.storage.WrapperStore):
 
     async def get(self, key, prototype, byte_range=None):
         value = await self._current().get(key, prototype, byte_range)
-        if value is None and _is_chunk_key(key):
-            raise MissingChunkError(f"missing chunk {key}", key=key)
+        self._check(key, value, byte_range)
         return value
 
     async def get_partial_values(self, prototype, key_ranges):
         key_ranges = list(key_ranges)
         values = await self._current().get_partial_values(prototype, key_ranges)
-        for (key, _), value in zip(key_ranges, values, strict=False):
-            if value is None and _is_chunk_key(key):
-                raise MissingChunkError(f"missing chunk {key}", key=key)
+        for (key, byte_range), value in zip(key_ranges, values, strict=False):
+            self._check(key, value, byte_range)
         return values
+
+    async def get_ranges(self, key, byte_ranges, *, prototype, **kwargs):
+        # zarr 3.4 reads the chunks of a shard with this (zarr 3.1 has no such method); a
+        # missing key comes as FileNotFoundError in a group, which zarr reads as fill values
+        byte_ranges = list(byte_ranges)
+        try:
+            async for group in self._current().get_ranges(key, byte_ranges, prototype=prototype,
+                                                          **kwargs):
+                for i, value in group:
+                    self._check(key, value, byte_ranges[i])
+                yield group
+        except BaseExceptionGroup as e:
+            if not _is_chunk_key(key) or e.subgroup(FileNotFoundError) is None:
+                raise
+            raise MissingChunkError(f"missing chunk {key}", key=key) from e
+
+    def _check(self, key: str, value: Any, byte_range: Any) -> None:
+        if not _is_chunk_key(key):
+            if value is not None and key.rpartition("/")[2] == "zarr.json":
+                document = value.to_bytes()
+                if b'"sharding_indexed"' in document:
+                    self._shards.update(_codecs.shard_indexes(document, posixpath.dirname(key)))
+            return
+        if value is None:
+            raise MissingChunkError(f"missing chunk {key}", key=key)
+        # chunk coordinates are digits, so the last "/c/" ends the array's path (even one named c)
+        array, _, coords = f"/{key}".rpartition("/c/")
+        index = self._shards.get(array.lstrip("/"))
+        if index is None or not all(c.isdigit() for c in coords.split("/")):
+            return
+        shard = tuple(int(c) for c in coords.split("/"))
+        if byte_range is None:  # a whole shard
+            absent = _codecs.absent_chunks(value.as_numpy_array(), index, shard, whole=True)
+        elif _is_index_range(byte_range, index):
+            absent = _codecs.absent_chunks(value.as_numpy_array(), index, shard, whole=False)
+        else:  # a chunk within a shard
+            return
+        if absent:
+            raise MissingChunkError(f"chunks {absent} of shard {key} are absent from it",
+                                    key=key)
 
 
 def _is_chunk_key(key: str) -> bool:
     return "/c/" in f"/{key}" or key.endswith("/c")
+
+
+def _is_index_range(byte_range: Any, index: _codecs.ShardIndex) -> bool:
+    if index.at_end:
+        return getattr(byte_range, "suffix", None) == index.nbytes
+    return (getattr(byte_range, "start", None), getattr(byte_range, "end", None)) == (
+        0, index.nbytes)
 
 
 def nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -90,32 +90,24 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
             f"{location} cannot be written here ({e}); render it where it can be written, or "
             f"convert it to a writable location first", store=str(location), key="rendered"
         ) from e
-    for leaf, index in view.view_leaves():
-        if leaf not in todo:
-            continue
-        fresh = force or status[leaf] == "stale"
-        for key, source in sources.items():
-            path = f"{_rendered_prefix(leaf)}/{key}"
-            out = _output_array(group, path, index, source, fresh)
-            done = set() if fresh else written_chunks(location, path)
-            tasks += [(leaf, key, c) for c in range(_nchunks(out)) if c not in done]
+    outputs, written = _outputs(view, group, todo, status, sources, force)
+    for (leaf, key), out in outputs.items():
+        done = written.get((leaf, key), set())
+        tasks += [(leaf, key, c) for c in range(_nchunks(out)) if c not in done]
     _store.consolidate(location)
-    regions = _regions(tasks)
+    regions = _regions(tasks, {output: _region_chunks(out) for output, out in outputs.items()})
     if dask is not None:
         _run_on_dask(view, regions, dask, progress)
     else:
         cache = ChunkCache(RENDER_CACHE_BYTES)
         sources = {k: _cached(a, cache) for k, a in sources.items()}
-        outputs = {}
         with tqdm(total=len(tasks), desc=f"render {location}", unit="chunk",
                   disable=not progress or not tasks) as bar:
             for leaf, key, first, stop in regions:
                 path = f"{_rendered_prefix(leaf)}/{key}"
-                if path not in outputs:
-                    outputs[path] = group[path]
                 try:
-                    write_region(outputs[path], get_view_leaf(view, leaf), sources[key], first,
-                                 stop)
+                    write_region(outputs[leaf, key], get_view_leaf(view, leaf), sources[key],
+                                 first, stop)
                 except OSError as e:  # the store failed (after the filesystem's own retries)
                     cause = access_error(e, store=str(location), key=path)
                     if cause is None:
@@ -126,17 +118,26 @@ def render_view(view: MetaViewDataset, *, force: bool = False, progress: bool = 
                         f"written are kept: run `zview render {location}` to resume",
                         store=str(location), key=path, value=[first, stop]) from e
                 bar.update(stop - first)
-    _mark_complete(view, group, todo, fingerprint, list(sources))
+    _mark_complete(view, outputs, todo, fingerprint)
     _store.consolidate(location)
 
 
-def _regions(tasks: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int]]:
-    """Runs of consecutive chunks of one output, at most :data:`REGION_CHUNKS` long."""
+def _region_chunks(out: zarr.Array) -> int:
+    """Chunks in one region of ``out``: whole shards, about :data:`REGION_CHUNKS` chunks."""
+    per_shard = _codecs.chunks_in_shard(out)
+    return per_shard * max(1, REGION_CHUNKS // per_shard)
+
+
+def _regions(tasks: list[tuple[str, str, int]], spans: dict[tuple[str, str], int]
+             ) -> list[tuple[str, str, int, int]]:
+    """Runs of consecutive chunks of one output, each within one aligned span of
+    ``spans[leaf, key]`` chunks (whole shards: no region writes part of a shard)."""
     regions: list[tuple[str, str, int, int]] = []
     for leaf, key, c in tasks:
         if regions:
             last_leaf, last_key, first, stop = regions[-1]
-            if (last_leaf, last_key, stop) == (leaf, key, c) and stop - first < REGION_CHUNKS:
+            span = spans[leaf, key]
+            if (last_leaf, last_key, stop) == (leaf, key, c) and first // span == c // span:
                 regions[-1] = (leaf, key, first, c + 1)
                 continue
         regions.append((leaf, key, c, c + 1))
@@ -145,7 +146,15 @@ def _regions(tasks: list[tuple[str, str, int]]) -> list[tuple[str, str, int, int
 
 def write_region(out: zarr.Array, index: LabelArray, source: Any, first: int, stop: int
                  ) -> None:
-    """Write output chunks ``first`` to ``stop - 1`` in one call (zarr encodes them at once)."""
+    """Write output chunks ``first`` to ``stop - 1`` in one call (zarr encodes them at once).
+
+    In a sharded array the chunks must make whole shards: zarr would otherwise read the shard
+    back, merge and rewrite it, and two writers of one shard would lose each other's chunks.
+    """
+    per_shard = _codecs.chunks_in_shard(out)
+    if first % per_shard or (stop % per_shard and stop < _nchunks(out)):
+        raise ValueError(f"chunks {first}-{stop - 1} of {out.path!r} cover part of a shard of "
+                         f"{per_shard} chunks; write whole shards")
     rows = slice(first * out.chunks[0], min(stop * out.chunks[0], out.shape[0]))
     # a chunk of fill values must still be written: a missing chunk means "not rendered yet"
     out = out.with_config({"write_empty_chunks": True})
@@ -184,18 +193,63 @@ def _writable_group(location: Location) -> zarr.Group:
         ) from e
 
 
-def _output_array(group: zarr.Group, path: str, index: LabelArray, source: Any,
-                  fresh: bool) -> zarr.Array:
+def _outputs(view: MetaViewDataset, group: zarr.Group, todo: list[str], status: dict[str, str],
+             sources: dict[str, Any], force: bool
+             ) -> tuple[dict[tuple[str, str], zarr.Array], dict[tuple[str, str], set[int]]]:
+    """The output array of each base label for each leaf in ``todo``, and the chunks of each
+    already written.
+
+    An incomplete leaf (not forced) keeps the arrays that still fit and resumes them; every
+    other output is created, replacing what is there, all in one call (a few requests in a
+    bucket, not a dozen per array).
+    """
+    outputs: dict[tuple[str, str], zarr.Array | None] = {}
+    written: dict[tuple[str, str], set[int]] = {}
+    specs: dict[str, _codecs.ArraySpec] = {}
+    for leaf, index in view.view_leaves():
+        if leaf not in todo:
+            continue
+        kept = {}
+        for key, source in sources.items():
+            path = f"{_rendered_prefix(leaf)}/{key}"
+            existing = None
+            if not force and status[leaf] == "incomplete":
+                existing = _fitting(group, path, index, source)
+            outputs[leaf, key] = existing
+            if existing is not None:
+                kept[path] = existing
+            else:
+                specs[path] = _output_spec(index, source)
+        if kept:  # one listing for the leaf
+            found = _written(view.location, _rendered_prefix(leaf), kept)
+            prefix = len(_rendered_prefix(leaf)) + 1
+            written.update({(leaf, p[prefix:]): chunks for p, chunks in found.items()})
+    created = _codecs.create_arrays(group, specs) if specs else {}
+    return {(leaf, key): out if out is not None else created[f"{_rendered_prefix(leaf)}/{key}"]
+            for (leaf, key), out in outputs.items()}, written
+
+
+def _fitting(group: zarr.Group, path: str, index: LabelArray, source: Any) -> zarr.Array | None:
+    """The array at ``path`` if it has the output's shape and dtype (a render to resume)."""
+    try:
+        existing = group[path]
+    except KeyError:
+        return None
+    dtype = np.dtype(source.dtype)
+    if isinstance(existing, zarr.Array) and existing.shape == (
+            *index.shape, *np.shape(source)[1:]) and existing.attrs.get(
+            "numpy_dtype", str(existing.dtype)) in (dtype.str, str(dtype)):
+        return existing
+    return None
+
+
+def _output_spec(index: LabelArray, source: Any) -> _codecs.ArraySpec:
     shape = (*index.shape, *np.shape(source)[1:])
     dtype = np.dtype(source.dtype)
-    if not fresh and path in group:
-        existing = group[path]
-        if existing.shape == shape and existing.attrs.get("numpy_dtype", str(existing.dtype)) in (
-                dtype.str, str(dtype)):
-            return existing
-    rows = _codecs.rows_per_chunk(shape, dtype.itemsize)
+    rows = _codecs.rows_per_chunk(shape, dtype.itemsize, _codecs.CHUNK_BYTES)
     sample = take(source, index[: min(rows, len(index))]) if len(index) else None
-    return _codecs.create_array(group, path, shape, dtype, sample=sample)
+    # a region is built in memory a shard at a time
+    return _codecs.ArraySpec(shape, dtype, sample, max_shard_bytes=_codecs.BUILT_SHARD_BYTES)
 
 
 def _nchunks(array: zarr.Array) -> int:
@@ -204,21 +258,39 @@ def _nchunks(array: zarr.Array) -> int:
     return -(-array.shape[0] // array.chunks[0])
 
 
-def written_chunks(location: Location, path: str) -> set[int]:
-    """First-axis chunk indices present in the store for the array at ``path`` (one listing)."""
+def written_chunks(location: Location, path: str, *, array: zarr.Array | None = None
+                   ) -> set[int]:
+    """First-axis chunk indices present in the store for the array at ``path`` (one listing).
+
+    Pass the ``array`` for a sharded one: a shard present counts for each of its chunks.
+    """
+    return _written(location, path, {path: array})[path]
+
+
+def _written(location: Location, prefix: str, arrays: dict[str, zarr.Array | None]
+             ) -> dict[str, set[int]]:
+    """:func:`written_chunks` of every array in ``arrays`` (paths under ``prefix``), from one
+    listing of ``prefix``."""
     fs, root = location.filesystem()
-    prefix = posixpath.join(root, path, "c") if root else posixpath.join(path, "c")
+    base = posixpath.join(root, prefix) if root else prefix
     try:
-        keys = fs.find(prefix)
+        keys = fs.find(base)
     except FileNotFoundError:
-        return set()
-    found = set()
+        keys = []
+    found: dict[str, set[int]] = {path: set() for path in arrays}
     for key in keys:
-        # only whole chunk keys: zarr's local store writes "c/5/0.<hex>.partial" first, and a
-        # render killed then leaves it behind
-        parts = posixpath.relpath(key, prefix).split("/")
-        if all(part.isdigit() for part in parts):
-            found.add(int(parts[0]))
+        # chunk coordinates are digits, so the last "/c/" ends the array's path; only whole
+        # chunk keys count: zarr's local store writes "c/5/0.<hex>.partial" first, and a render
+        # killed then leaves it behind
+        path, _, coords = posixpath.join(prefix, posixpath.relpath(key, base)).rpartition("/c/")
+        parts = coords.split("/")
+        if path not in found or not all(part.isdigit() for part in parts):
+            continue
+        array = arrays[path]
+        per_shard = _codecs.chunks_in_shard(array) if array is not None else 1
+        first = int(parts[0]) * per_shard
+        stop = first + per_shard if array is None else min(first + per_shard, _nchunks(array))
+        found[path].update(range(first, stop))
     return found
 
 
@@ -230,13 +302,15 @@ def _set_render_state(group: zarr.Group, updates: dict[str, dict]) -> None:
     group.attrs["zview"] = state
 
 
-def _mark_complete(view: MetaViewDataset, group: zarr.Group, leaves: Iterable[str],
-                   fingerprint: str, keys: list[str]) -> None:
+def _mark_complete(view: MetaViewDataset, outputs: dict[tuple[str, str], zarr.Array],
+                   leaves: Iterable[str], fingerprint: str) -> None:
     """Mark each leaf complete, after checking that every chunk of it is in the store."""
     for leaf in leaves:
-        for key in keys:
-            path = f"{_rendered_prefix(leaf)}/{key}"
-            missing = set(range(_nchunks(group[path]))) - written_chunks(view.location, path)
+        arrays = {f"{_rendered_prefix(leaf)}/{key}": out
+                  for (of, key), out in outputs.items() if of == leaf}
+        written = _written(view.location, _rendered_prefix(leaf), arrays)  # one listing
+        for path, out in arrays.items():
+            missing = set(range(_nchunks(out))) - written[path]
             if missing:
                 raise MissingChunkError(
                     f"render of {path!r} left chunks {sorted(missing)[:10]} unwritten; run "
@@ -284,10 +358,12 @@ def _dask_task(url: str, storage_options: dict, base_storage_options: dict | Non
                                base_storage_options=base_storage_options, _rendered=False)
         cache = ChunkCache(RENDER_CACHE_BYTES)
         sources = {k: _cached(a, cache) for k, a in base_labels(view.base).items()}
-        state = _worker_state[ident] = (view, _writable_group(view.location), sources)
-    view, group, sources = state
-    write_region(group[f"{_rendered_prefix(leaf)}/{key}"], get_view_leaf(view, leaf),
-                 sources[key], first, stop)
+        state = _worker_state[ident] = (view, _writable_group(view.location), sources, {})
+    view, group, sources, outputs = state
+    path = f"{_rendered_prefix(leaf)}/{key}"
+    if path not in outputs:  # read once per worker, not per region
+        outputs[path] = group[path]
+    write_region(outputs[path], get_view_leaf(view, leaf), sources[key], first, stop)
     return stop - first
 
 
