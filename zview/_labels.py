@@ -8,6 +8,7 @@ which zarr runs concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import os
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import zarr
 import zarr.storage
+from zarr.core.sync import sync
 
 from zview import _codecs
 from zview._tree import SEP
@@ -185,24 +187,22 @@ class LabelArray:
 
     def prefetch(self, chunk_ids: np.ndarray | list[int]) -> None:
         """Decode the listed chunks that are not cached, in one concurrent zarr read."""
-        missing = [int(c) for c in chunk_ids if self.cache.get((*self._key, int(c))) is None]
+        missing = sorted(c for c in {int(c) for c in chunk_ids}
+                         if self.cache.get((*self._key, c)) is None)
         if not missing or not isinstance(self.source, zarr.Array):
             return
         if len(missing) == 1:
             self._chunk(missing[0])
             return
-        bounds = [(c * self.rows, min((c + 1) * self.rows, len(self))) for c in missing]
-        if missing == list(range(missing[0], missing[-1] + 1)):  # one run: a slice is cheaper
-            first, stop = bounds[0][0], bounds[-1][1]
-            values = self._read(lambda: self.source[first:stop], missing)
-        else:
-            rows = np.concatenate([np.arange(a, b) for a, b in bounds])
-            values = self._read(lambda: self.source.get_orthogonal_selection(
-                (rows, *(slice(None),) * (self.ndim - 1))), missing)
-        offset = 0
-        for c, (a, b) in zip(missing, bounds, strict=False):
-            self._store_chunk(c, values[offset:offset + b - a], a)
-            offset += b - a
+        # one slice per run of consecutive chunks, all read at once on zarr's event loop: a
+        # slice decodes straight into its output, where a fancy-index read copies element-wise
+        runs = _runs(missing)
+        slices = [slice(a * self.rows, min(b * self.rows, len(self))) for a, b in runs]
+        values = self._read(lambda: _read_slices(self.source, slices), missing)
+        for (a, b), run in zip(runs, values, strict=True):
+            for c in range(a, b):
+                offset = (c - a) * self.rows
+                self._store_chunk(c, run[offset:offset + self.rows], c * self.rows)
 
     def _chunk(self, c: int) -> np.ndarray:
         chunk = self.cache.get((*self._key, c))
@@ -335,6 +335,32 @@ class StrictStore(zarr.storage.WrapperStore):
         if absent:
             raise MissingChunkError(f"chunks {absent} of shard {key} are absent from it",
                                     key=key)
+
+
+def _runs(chunks: list[int]) -> list[tuple[int, int]]:
+    """``[start, stop)`` of each run of consecutive ids in the sorted ``chunks``.
+
+    >>> _runs([1, 2, 3, 7, 9, 10])
+    [(1, 4), (7, 8), (9, 11)]
+    """
+    runs: list[tuple[int, int]] = []
+    for c in chunks:
+        if runs and runs[-1][1] == c:
+            runs[-1] = (runs[-1][0], c + 1)
+        else:
+            runs.append((c, c + 1))
+    return runs
+
+
+def _read_slices(array: zarr.Array, slices: list[slice]) -> list[np.ndarray]:
+    """``array[s]`` for every slice, requested concurrently in one pass of zarr's event loop."""
+    if len(slices) == 1:
+        return [array[slices[0]]]
+
+    async def gather() -> list[np.ndarray]:
+        return list(await asyncio.gather(*(array.async_array.getitem(s) for s in slices)))
+
+    return sync(gather())
 
 
 def _is_chunk_key(key: str) -> bool:

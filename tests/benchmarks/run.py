@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -152,7 +151,6 @@ def bench_s3(tmp: str, sizes: Sizes) -> list[Row]:
     import zview
     from tests.benchmarks._s3 import S3
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                         "AWS_DEFAULT_REGION": "us-east-1"}.items():
         os.environ.setdefault(name, value)
@@ -178,9 +176,9 @@ def _bench_b3(s3, sizes: Sizes, zview, tmp: str) -> Row:
                          {"frames": np.arange(96)[:, None] + np.arange(5)},
                          base=zview.open(base), progress=False)
         fs.put(local, f"{s3.bucket}/b3/{n}", recursive=True)
-        s3.proxy.reset()
+        s3.reset()
         zview.open(s3.url(f"b3/{n}/view"), storage_options=s3.options())
-        counts[n] = s3.proxy.total()
+        counts[n] = s3.total()
     few, many = counts[10], counts[sizes.many_arrays]
     return Row("B3", f"requests to open a view + its base on S3: base with {sizes.many_arrays} "
                f"vs 10 labels ({2 * sizes.many_arrays} vs 20 arrays)", f"{many} requests",
