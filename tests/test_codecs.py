@@ -425,3 +425,13 @@ def test_sharded_chunk_read_from_a_bucket(s3, proxy):
     # a batch over many chunks of both shards is fetched concurrently, correctly
     picks = np.random.default_rng(0).integers(0, len(windows), 200)
     np.testing.assert_array_equal(label[picks], windows[picks])
+
+
+@pytest.mark.parametrize(("values", "cname"), [
+    (np.random.default_rng(0).random((4096, 64), dtype=np.float32), "lz4"),  # measured values
+    (np.round(np.random.default_rng(0).random((4096, 64)) * 256, 1).astype(np.float32),
+     "zstd"),  # quantized: zstd stores them a fifth smaller
+])
+def test_floats_use_lz4_unless_zstd_is_much_smaller(values, cname):
+    codecs, _ = _codecs._encoding(values)
+    assert codecs["compressors"][0].to_dict()["configuration"]["cname"] == cname

@@ -173,12 +173,19 @@ class LabelArray:
             raise IndexOutOfRangeError(self.name, int(indices.reshape(-1)[bad.argmax()]),
                                        len(self), store=self.store)
         chunk_ids = flat // self.rows
-        needed = np.unique(chunk_ids)
+        # the positions of each chunk from one sort, rather than one scan of the batch per chunk
+        order = np.argsort(chunk_ids, kind="stable")
+        needed, starts = np.unique(chunk_ids[order], return_index=True)
         self.prefetch(needed)
-        out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
-        for c in needed:
-            where = chunk_ids == c
-            out[where] = self._chunk(int(c))[flat[where] - c * self.rows]
+        if len(needed) == 1:  # one chunk: its rows are the answer, in order
+            c = int(needed[0])
+            out = self._chunk(c)[flat - c * self.rows]
+        else:
+            out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
+            stops = [*starts[1:].tolist(), flat.size]
+            for c, a, b in zip(needed.tolist(), starts.tolist(), stops, strict=True):
+                where = order[a:b]
+                out[where] = self._chunk(c)[flat[where] - c * self.rows]
         return out.reshape(*indices.shape, *self.shape[1:])
 
     # -- chunks ----------------------------------------------------------------------------------

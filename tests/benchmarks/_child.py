@@ -49,7 +49,7 @@ def _reset_peak() -> None:
 def render_zview(view: str) -> None:
     import zview
 
-    zview.render(view, force=True, progress=False)  # every repeat renders everything
+    zview.render(view, progress=False)  # a fresh copy of the view: everything is rendered
 
 
 def render_edflow(base_npy: str, view_npy: str, out: str) -> None:
