@@ -88,6 +88,11 @@ def test_random_trees_match_brute_force(base, m, data):
         batch = ds[list(range(m))]
         assert [_plain(_strip(e)) for e in batch] == [_walk(views, i, expected_base)
                                                        for i in range(m)]
+        for i, example in enumerate(batch):  # labels_ as a single fetch gives them
+            got, want = list(leaves(example["labels_"])), list(leaves(ds[i]["labels_"]))
+            assert [p for p, _ in got] == [p for p, _ in want]
+            for (_, a), (_, b) in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
         for path, leaf in leaves(views):
             rendered = _at(ds.labels, path)
             for key, label in leaves(base.labels):

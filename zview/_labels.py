@@ -167,25 +167,30 @@ class LabelArray:
         if indices.dtype == bool:
             indices = np.flatnonzero(indices)
         flat = indices.reshape(-1).astype(np.int64)
-        flat = np.where(flat < 0, flat + len(self), flat)
-        bad = (flat < 0) | (flat >= len(self))
-        if bad.any():
+        if not flat.size:
+            return np.empty((*indices.shape, *self.shape[1:]), dtype=self.dtype)
+        lowest, highest = int(flat.min()), int(flat.max())
+        if lowest < 0:  # a label, like a numpy array, counts negative indices from the end
+            flat = np.where(flat < 0, flat + len(self), flat)
+            lowest, highest = int(flat.min()), int(flat.max())
+        if lowest < 0 or highest >= len(self):
+            bad = (flat < 0) | (flat >= len(self))
             raise IndexOutOfRangeError(self.name, int(indices.reshape(-1)[bad.argmax()]),
                                        len(self), store=self.store)
+        if lowest // self.rows == highest // self.rows:  # one chunk (a batch of neighbours)
+            c = lowest // self.rows
+            out = self._chunk(c)[flat - c * self.rows]
+            return out.reshape(*indices.shape, *self.shape[1:])
         chunk_ids = flat // self.rows
         # the positions of each chunk from one sort, rather than one scan of the batch per chunk
         order = np.argsort(chunk_ids, kind="stable")
         needed, starts = np.unique(chunk_ids[order], return_index=True)
         self.prefetch(needed)
-        if len(needed) == 1:  # one chunk: its rows are the answer, in order
-            c = int(needed[0])
-            out = self._chunk(c)[flat - c * self.rows]
-        else:
-            out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
-            stops = [*starts[1:].tolist(), flat.size]
-            for c, a, b in zip(needed.tolist(), starts.tolist(), stops, strict=True):
-                where = order[a:b]
-                out[where] = self._chunk(c)[flat[where] - c * self.rows]
+        out = np.empty((flat.size, *self.shape[1:]), dtype=self.dtype)
+        stops = [*starts[1:].tolist(), flat.size]
+        for c, a, b in zip(needed.tolist(), starts.tolist(), stops, strict=True):
+            where = order[a:b]
+            out[where] = self._chunk(c)[flat[where] - c * self.rows]
         return out.reshape(*indices.shape, *self.shape[1:])
 
     # -- chunks ----------------------------------------------------------------------------------

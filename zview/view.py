@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -193,8 +194,9 @@ class MetaViewDataset(MetaDataset):
     def __getitems__(self, indices: Sequence[int] | np.ndarray) -> list[dict]:
         """Examples at ``indices``, asking the base for each distinct index once.
 
-        Index rows and labels are taken for the whole batch in one read per array; each
-        example is then assembled from plain lists, with no tree walks per example.
+        Index rows and labels are taken for the whole batch in one read per array, and the
+        examples are built a tree level at a time for the whole batch, with no tree walk per
+        example.
         """
         given = self._check_indices(indices)
         indices = np.asarray(given, dtype=np.int64)
@@ -203,38 +205,27 @@ class MetaViewDataset(MetaDataset):
             [r.reshape(-1) for r in leaf_rows] or [np.zeros(0, np.int64)]))
         fetched = _fetch_many(self.base, wanted)
         get = dict(zip(wanted.tolist(), fetched, strict=False)).__getitem__
-        expanded = [_expand_rows(rows.tolist(), rows.ndim - 1, get) for rows in leaf_rows]
-        build_views = self._builder(self.views)
-        wrap = None if isinstance(self.views, dict) else (
-            self.view_spec if isinstance(self.view_spec, str) else "view")
-        for label in self._flat.values():
-            label.prefetch(np.unique(indices // label.rows))
-        # per example, the values of every leaf (zip turns per-leaf lists into per-example)
-        views_at = list(zip(*expanded, strict=False)) if expanded else [()] * len(given)
-        if self.append_labels:
-            build_labels = self._builder(self.labels)
-            label_rows = [list(_take(a, indices)) for _, a in leaves(self.labels)]
-            labels_at = list(zip(*label_rows, strict=False)) if label_rows else [()] * len(given)
-        out = []
-        for k, i in enumerate(given):
-            example = build_views(views_at[k])
-            if wrap is not None:  # one view of rows: keep the example a dict
-                example = {wrap: example}
-            if self._loaders:
+        n = len(given)
+        out = _build(self.views, iter([_expand_rows(rows.tolist(), rows.ndim - 1, get)
+                                       for rows in leaf_rows]), n)
+        if not isinstance(self.views, dict):  # one view of rows: keep the example a dict
+            wrap = self.view_spec if isinstance(self.view_spec, str) else "view"
+            out = [{wrap: example} for example in out]
+        if self._loaders:  # loaders read their labels per example: from chunks fetched at once
+            for path in self._loaders:
+                label = self._flat[f"{path}_"]
+                label.prefetch(np.unique(indices // label.rows))
+            for example, i in zip(out, given, strict=True):
                 example.update(self._loaded(i))
+        if not self.append_labels:
+            for example, i in zip(out, given, strict=True):
+                example["index_"] = i
+            return out
+        columns = iter([list(_take(a, indices)) for _, a in leaves(self.labels)])
+        for example, i, labels in zip(out, given, _build(self.labels, columns, n), strict=True):
             example["index_"] = i
-            if self.append_labels:
-                example["labels_"] = build_labels(labels_at[k])
-            out.append(example)
+            example["labels_"] = labels
         return out
-
-    def _builder(self, tree: Any):
-        """:func:`_tree_builder` of ``tree``, compiled once per shape."""
-        shape = (id(tree), *(path for path, _ in leaves(tree)))
-        cache = self.__dict__.setdefault("_builders", {})
-        if shape not in cache:
-            cache[shape] = _tree_builder(tree)
-        return cache[shape]
 
     def _extra_state(self) -> dict[str, Any]:
         return {"render": False, "base_storage_options": self.base_storage_options}
@@ -257,36 +248,41 @@ def _expand_rows(rows: list, depth: int, get) -> list:
     return [_expand_rows(row, depth - 1, get) for row in rows]
 
 
-def _tree_builder(tree: Any):
-    """A function that builds a tree shaped like ``tree`` from a sequence of its leaves' values.
+def _build(tree: Any, columns: Iterator[list], n: int) -> list:
+    """``n`` trees shaped like ``tree``, built a level at a time for all of them at once.
 
-    The values come in :func:`zview._tree.leaves` order. The shape is compiled into one Python
-    expression (keys written with ``repr``, so label names are literals, never code), which
-    builds an example's tree several times faster than walking the tree again for it.
+    ``columns`` yields, in :func:`zview._tree.leaves` order, each leaf's ``n`` values. Each
+    dict or list of the shape is then made for all trees by one comprehension, never by a walk
+    of the shape per tree.
+
+    >>> _build({"a": [0, 0], "b": 0}, iter([[1, 2], [3, 4], [5, 6]]), 2)
+    [{'a': [1, 3], 'b': 5}, {'a': [2, 4], 'b': 6}]
+    >>> _build({"a": 0, "b": 0, "c": 0, "d": {}}, iter([[1], [2], [3]]), 1)
+    [{'a': 1, 'b': 2, 'c': 3, 'd': {}}]
     """
-    position = iter(range(1 << 62))
-
-    def source(node: Any) -> str:
-        if isinstance(node, dict):
-            if not all(type(k) in (str, int) for k in node):
-                raise TypeError
-            return "{" + ", ".join(f"{k!r}: {source(v)}" for k, v in node.items()) + "}"
-        if isinstance(node, list):
-            return "[" + ", ".join(source(v) for v in node) + "]"
-        return f"v[{next(position)}]"
-
-    try:
-        return eval(f"lambda v: {source(tree)}", {})
-    except (TypeError, RecursionError, SyntaxError, MemoryError):  # odd keys or huge trees
-        return lambda values: _fill(tree, iter(values))
-
-
-def _fill(tree: Any, values) -> Any:
     if isinstance(tree, dict):
-        return {k: _fill(v, values) for k, v in tree.items()}
+        children = [_build(v, columns, n) for v in tree.values()]
+        return _dicts(list(tree), children) if children else [{} for _ in range(n)]
     if isinstance(tree, list):
-        return [_fill(v, values) for v in tree]
-    return next(values)
+        children = [_build(v, columns, n) for v in tree]
+        return list(map(list, zip(*children, strict=False))) if children else [[] for _ in range(n)]
+    return next(columns)
+
+
+def _dicts(keys: list, children: list[list]) -> list[dict]:
+    """Per position, the dict of ``keys`` to the ``children``'s values there."""
+    # dict displays build small dicts several times faster than dict(zip(keys, values)), and
+    # examples mostly hold one to three keys per level
+    if len(keys) == 1:
+        (a,), (values,) = keys, children
+        return [{a: x} for x in values]
+    if len(keys) == 2:
+        a, b = keys
+        return [{a: x, b: y} for x, y in zip(*children, strict=False)]
+    if len(keys) == 3:
+        a, b, c = keys
+        return [{a: x, b: y, c: z} for x, y, z in zip(*children, strict=False)]
+    return list(map(dict, map(zip, repeat(keys), zip(*children, strict=False))))
 
 
 def _take(array: Any, indices: np.ndarray) -> np.ndarray:
