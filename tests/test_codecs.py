@@ -435,3 +435,13 @@ def test_sharded_chunk_read_from_a_bucket(s3, proxy):
 def test_floats_use_lz4_unless_zstd_is_much_smaller(values, cname):
     codecs, _ = _codecs._encoding(values)
     assert codecs["compressors"][0].to_dict()["configuration"]["cname"] == cname
+
+
+@pytest.mark.parametrize(("values", "shuffle", "delta"), [
+    (np.random.default_rng(0).integers(0, 2_000_000, 131072), "bitshuffle", False),
+    (np.arange(26214)[:, None] + np.arange(5), "shuffle", True),  # sliding windows
+])
+def test_integers_pick_shuffle_and_delta_on_the_sample(values, shuffle, delta):
+    codecs, _ = _codecs._encoding(values)
+    assert codecs["compressors"][0].to_dict()["configuration"]["shuffle"] == shuffle
+    assert ("filters" in codecs) == delta

@@ -4,9 +4,10 @@
 - Chunks that compress to small objects are packed into shards (zarr's sharding codec), so a
   bucket holds objects of about :data:`SHARD_BYTES` rather than thousands of a few hundred bytes;
   readers still read (and cache) single chunks, by byte range. See :func:`chunks_per_shard`.
-- Integers get Blosc/zstd with byte shuffle, plus a delta filter where it helps: a sliding-window
-  view becomes a constant stride pattern and shrinks by 1000x, while random indices compress best
-  without it (shuffled high bytes are constant). The choice is made on a sample of the data.
+- Integers get Blosc/zstd with byte or bit shuffle, plus a delta filter where it helps: a
+  sliding-window view becomes a constant stride pattern and shrinks by 1000x, while random
+  indices compress best without it, bit-shuffled to about log2(N) bits each (their high bits are
+  constant). The choice is made on a sample of the data.
 - Floats and booleans get shuffled Blosc/lz4, or Blosc/zstd at a fast level where that stores
   the sample at least a tenth smaller; strings are zarr string arrays with zstd.
 - Every chunk carries a CRC32C checksum, and so does every shard's index, so corrupt bytes are an
@@ -77,6 +78,8 @@ _BLOSC_LZ4 = {"cname": "lz4", "clevel": 5}
 _ZSTD_WORTH = 0.9
 """zstd is chosen for non-integer values only if it stores the sample in this share of lz4's
 size or less."""
+_NEAR_TIE = 1.03
+"""Integer encodings whose samples are within this factor of the smallest count as equal."""
 _EMPTY = 2**64 - 1
 """A shard index entry (offset and length) of a chunk the shard does not hold."""
 
@@ -137,23 +140,45 @@ def _encoding(sample: np.ndarray) -> tuple[dict, int]:
             size = len(numcodecs.Zstd(level=5).encode(
                 numcodecs.VLenUTF8().encode(flat.astype(object))))
         return {"compressors": [ZstdCodec(level=5), Crc32cCodec()]}, size
-    level = _BLOSC if sample.dtype.kind in "iu" else _BLOSC_LZ4
-    if not flat.size:
-        return {"compressors": [BloscCodec(**level, shuffle="shuffle"), Crc32cCodec()]}, 0
-    blosc = numcodecs.Blosc(**level, shuffle=numcodecs.Blosc.SHUFFLE)
-    size = len(blosc.encode(flat))
-    if sample.dtype.kind not in "iu":
-        zstd = len(numcodecs.Blosc(**_BLOSC_FAST, shuffle=numcodecs.Blosc.SHUFFLE).encode(flat))
-        if zstd <= _ZSTD_WORTH * size:
-            level, size = _BLOSC_FAST, zstd
-    compressors = [BloscCodec(**level, shuffle="shuffle"), Crc32cCodec()]
     if sample.dtype.kind in "iu":
-        delta = len(blosc.encode(numcodecs.Delta(dtype=flat.dtype).encode(flat)))
-        if delta < size:
-            from zarr.codecs.numcodecs import Delta
+        return _integer_encoding(flat)
+    if not flat.size:
+        return {"compressors": [BloscCodec(**_BLOSC_LZ4, shuffle="shuffle"), Crc32cCodec()]}, 0
+    level, size = _BLOSC_LZ4, _encoded_size(flat, _BLOSC_LZ4, "shuffle")
+    zstd = _encoded_size(flat, _BLOSC_FAST, "shuffle")
+    if zstd <= _ZSTD_WORTH * size:
+        level, size = _BLOSC_FAST, zstd
+    return {"compressors": [BloscCodec(**level, shuffle="shuffle"), Crc32cCodec()]}, size
 
-            return {"filters": [Delta(dtype=sample.dtype.str)], "compressors": compressors}, delta
-    return {"compressors": compressors}, size
+
+def _integer_encoding(flat: np.ndarray) -> tuple[dict, int]:
+    """Blosc/zstd with byte or bit shuffle, after a delta filter or not: whichever of the four
+    stores the sample smallest.
+
+    Bit shuffle stores random indices into N examples in about log2(N) bits each (byte shuffle
+    needs about a tenth more); a delta filter turns sliding windows into a constant stride.
+    """
+    if not flat.size:
+        return {"compressors": [BloscCodec(**_BLOSC, shuffle="shuffle"), Crc32cCodec()]}, 0
+    delta = numcodecs.Delta(dtype=flat.dtype).encode(flat)
+    choices = [(shuffle, filtered) for filtered in (False, True)
+               for shuffle in ("shuffle", "bitshuffle")]
+    sizes = [_encoded_size(delta if filtered else flat, _BLOSC, shuffle)
+             for shuffle, filtered in choices]
+    # near-ties go to the earlier choice: a sample's few bytes do not tell them apart
+    best = next(i for i, size in enumerate(sizes) if size <= _NEAR_TIE * min(sizes))
+    shuffle, filtered = choices[best]
+    codecs: dict = {"compressors": [BloscCodec(**_BLOSC, shuffle=shuffle), Crc32cCodec()]}
+    if filtered:
+        from zarr.codecs.numcodecs import Delta
+
+        codecs["filters"] = [Delta(dtype=flat.dtype.str)]
+    return codecs, sizes[best]
+
+
+def _encoded_size(values: np.ndarray, level: dict, shuffle: str) -> int:
+    shuffles = {"shuffle": numcodecs.Blosc.SHUFFLE, "bitshuffle": numcodecs.Blosc.BITSHUFFLE}
+    return len(numcodecs.Blosc(**level, shuffle=shuffles[shuffle]).encode(values))
 
 
 def _metadata(spec: ArraySpec, chunk_bytes: int) -> zarr.core.metadata.ArrayV3Metadata:
