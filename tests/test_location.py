@@ -341,3 +341,16 @@ def test_base_given_as_url_is_opened_with_the_views_options(s3, monkeypatch):
                      storage_options=options, progress=False)
     view = zview.open(f"{root}/view", storage_options=options)
     np.testing.assert_array_equal(view.labels["a"]["x"], np.arange(10)[::-1])
+
+
+def test_s3_defaults_yield_to_the_callers_options(s3):
+    """zview's s3fs defaults (no HEAD before a GET; botocore's second checksum off, as every
+    chunk has zarr's CRC32C) reach the filesystem, and a caller's own choice wins."""
+    fs, _ = Location.resolve(f"s3://{BUCKET}/x").filesystem()
+    assert fs.config_kwargs["response_checksum_validation"] == "when_required"
+    assert fs.max_concurrency == 1
+    mine = {"config_kwargs": {"response_checksum_validation": "when_supported"},
+            "max_concurrency": 4}
+    fs, _ = Location.resolve(f"s3://{BUCKET}/x", mine).filesystem()
+    assert fs.config_kwargs["response_checksum_validation"] == "when_supported"
+    assert fs.max_concurrency == 4

@@ -144,9 +144,7 @@ class Location:
 def _url_to_fs(url: str, storage_options: dict, where: Location
                ) -> tuple[fsspec.AbstractFileSystem, str]:
     if url.startswith(("s3://", "s3a://")):
-        # s3fs asks an object's size (a HEAD) before every whole-object GET, to split large
-        # downloads; zview's objects are chunks of about 1 MiB, so that only doubles requests
-        storage_options = {"max_concurrency": 1, **storage_options}
+        storage_options = _s3_defaults(storage_options)
     try:
         return fsspec.core.url_to_fs(url, **storage_options)
     except ImportError as e:
@@ -164,6 +162,25 @@ def _url_to_fs(url: str, storage_options: dict, where: Location
     except TypeError as e:
         raise ZViewError(f"bad storage options {sorted(storage_options)}: {e}", store=url,
                          key="storage_options", value=storage_options) from e
+
+
+def _s3_defaults(storage_options: dict) -> dict:
+    """s3fs options zview sets unless the caller does."""
+    # s3fs asks an object's size (a HEAD) before every whole-object GET, to split large
+    # downloads; zview's objects are chunks of about 1 MiB, so that only doubles requests
+    options = {"max_concurrency": 1, **storage_options}
+    # every chunk carries a CRC32C that zarr checks; botocore checking each response again
+    # costs about a third of a reader's CPU per chunk (botocore >= 1.36 has the setting)
+    config = options.get("config_kwargs", {})
+    try:
+        from botocore.config import Config
+    except ImportError:  # s3fs is missing: url_to_fs says how to install it
+        return options
+    if not isinstance(config, dict):  # refused as a bad option further on
+        return options
+    if "response_checksum_validation" in getattr(Config, "OPTION_DEFAULTS", {}):
+        options["config_kwargs"] = {"response_checksum_validation": "when_required", **config}
+    return options
 
 
 def _async(fs: fsspec.AbstractFileSystem) -> fsspec.AbstractFileSystem:
