@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import zview
+from tests.conftest import BUCKET
 from zview import errors
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
@@ -296,12 +297,16 @@ def test_render_after_kill_while_another_runs(data, tmp_path):
 
 
 # -- S3 ------------------------------------------------------------------------------------------
+def bucket_base(data: dict, prefix: str) -> str:
+    """The base of these tests, written to ``s3://BUCKET/PREFIX/base``."""
+    base = f"s3://{BUCKET}/{prefix}/base"
+    zview.write_dataset(base, data["base"], progress=False)
+    return base
+
+
 @pytest.mark.s3
 def test_render_killed_resumes_on_s3(data, s3):
-    from tests.conftest import BUCKET
-
-    base = f"s3://{BUCKET}/kill/base"
-    zview.write_dataset(base, data["base"], progress=False)
+    base = bucket_base(data, "kill")
     probe = f"s3://{BUCKET}/kill/probe"
     zview.write_view(probe, data["old"], base=base, render=False, progress=False)
     span = duration("render", probe)
@@ -320,10 +325,7 @@ def test_render_killed_resumes_on_s3(data, s3):
 def test_write_view_killed_on_s3(data, s3):
     """A bucket has no rename: a new store appears when its meta.yaml, written last, does; a
     write killed before that leaves no store, and killed after, a resumable one."""
-    from tests.conftest import BUCKET
-
-    base = f"s3://{BUCKET}/kw/base"
-    zview.write_dataset(base, data["base"], progress=False)
+    base = bucket_base(data, "kw")
     new = data["root"] / "new"
     span = duration("write_view", f"s3://{BUCKET}/kw/probe", base, new)
     seen = []
@@ -348,10 +350,7 @@ def test_write_view_overwrite_killed_on_s3(data, s3):
     copied over it. Killed before the copy, the old store is untouched; during it, the store
     says it is incomplete and names the command that finishes it; after it, the new store is
     complete."""
-    from tests.conftest import BUCKET
-
-    base = f"s3://{BUCKET}/ko/base"
-    zview.write_dataset(base, data["base"], progress=False)
+    base = bucket_base(data, "ko")
     new = data["root"] / "new"
     probe = f"s3://{BUCKET}/ko/probe"
     zview.write_view(probe, data["old"], base=base, progress=False)
@@ -379,10 +378,7 @@ def test_write_view_overwrite_killed_on_s3(data, s3):
 
 @pytest.mark.s3
 def test_two_renders_at_once_on_s3(data, s3):
-    from tests.conftest import BUCKET
-
-    base = f"s3://{BUCKET}/two/base"
-    zview.write_dataset(base, data["base"], progress=False)
+    base = bucket_base(data, "two")
     store = f"s3://{BUCKET}/two/view"
     zview.write_view(store, data["old"], base=base, render=False, progress=False)
     first, second = start("render", store), start("render", store)

@@ -303,7 +303,8 @@ def _new_fingerprint() -> str:
 @contextlib.contextmanager
 def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
     """Yield where to build the store; put it in place only if building succeeded."""
-    if _exists(where) and not overwrite:
+    exists = _exists(where)
+    if exists and not overwrite:
         raise StoreExistsError(f"a store already exists at {where}; pass overwrite=True "
                                f"(--overwrite) to replace it", store=str(where), key=META_NAME)
     if where.inner:
@@ -316,7 +317,7 @@ def _publish(where: Location, *, overwrite: bool) -> Iterator[Location]:
     if where.is_local:
         with _publish_local(where) as target:
             yield target
-    elif _exists(where):
+    elif exists:
         with _publish_remote(where) as target:
             yield target
     else:  # a new store in a bucket appears when its meta.yaml, written last, does
@@ -412,9 +413,8 @@ def _remove_dead_leftovers(where: Location) -> None:
     parent, name = where.url.rsplit("/", 1)
     pattern = re.compile(rf"\.{re.escape(name)}\.{_HOST}-(\d+)-[0-9a-f]{{8}}")
     try:
-        fs, _ = Location(parent or "/", where.storage_options).filesystem(outer=True)
-        names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(fs._strip_protocol(parent),
-                                                                   detail=False)]
+        fs, path = Location(parent or "/", where.storage_options).filesystem(outer=True)
+        names = [posixpath.basename(p.rstrip("/")) for p in fs.ls(path, detail=False)]
     except (OSError, ValueError):  # no parent yet, or nothing to list it with
         return
     dead = []
