@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -105,3 +106,17 @@ def test_dask_render_marks_complete_only_when_every_chunk_is_written(client, tmp
     status = zview.render(parallel, progress=False, dask=client)  # resumes: the rest only
     assert set(status.values()) == {"complete"}
     assert zview.open(parallel, render=False)[0]["index_"] == 0
+
+
+def test_dask_convert_equals_serial(client, tmp_path):
+    """An edflow view converted with its render on Dask: the same store as a serial convert."""
+    from tests._expected import FIXTURE
+
+    for name in ("base", "view"):
+        shutil.copytree(FIXTURE / name, tmp_path / name)
+    serial = zview.convert(tmp_path / "view", tmp_path / "serial", progress=False)
+    parallel = zview.convert(tmp_path / "view", tmp_path / "dask", progress=False,
+                             dask=client.scheduler.address)
+    assert set(zview.open(parallel).render_status().values()) == {"complete"}
+    a, b = _rendered_files(str(serial)), _rendered_files(str(parallel))
+    assert a and a.keys() == b.keys() and all(a[k] == b[k] for k in a)

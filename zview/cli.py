@@ -92,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source")
     p.add_argument("destination")
     p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="render a view on a Dask cluster (scheduler address)")
 
     p = command("validate", "check every index, chunk and render; exit 1 naming each problem")
     p.add_argument("location")
@@ -132,7 +134,7 @@ def _run(args: argparse.Namespace, options: dict | None, base_options: dict | No
     if args.command == "convert":
         where = zview.convert(args.source, args.destination, storage_options=options,
                               overwrite=args.overwrite, trust=args.trust,
-                              progress=args.progress)
+                              progress=args.progress, dask=args.dask)
         print(f"converted {args.source} -> {where}; read back and compared: identical")
         return 0
     if args.command == "validate":

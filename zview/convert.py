@@ -24,14 +24,15 @@ COMPARE_EXAMPLES = 200
 def convert(source: str | os.PathLike | Location, destination: str | os.PathLike | Location, *,
             storage_options: dict | None = None,
             destination_storage_options: dict | None = None, overwrite: bool = False,
-            trust: bool = False, progress: bool = True) -> Location:
+            trust: bool = False, progress: bool = True, dask: Any = None) -> Location:
     """Rewrite the dataset at ``source`` as a zview store at ``destination``.
 
     Labels become zarr arrays (a ``key:loader`` file name becomes the array's ``loader``
     attribute); other files (images, ``.npy`` files a loader reads) are copied alongside. A
     relative ``root`` that does not resolve from the destination is made absolute. A view is
     rendered at the destination. Every label and a spread of examples are read back from both
-    and compared before the store is put in place.
+    and compared before the store is put in place. ``dask`` (a ``distributed.Client`` or a
+    scheduler address) renders a view on Dask, as :func:`zview.render` does.
 
     Examples
     --------
@@ -57,7 +58,7 @@ def convert(source: str | os.PathLike | Location, destination: str | os.PathLike
         if "base_dset" in meta:
             from zview.render import render
 
-            render(target, trust=trust, progress=progress)
+            render(target, trust=trust, progress=progress, dask=dask)
         _compare(src, target, trust=trust, progress=progress)
     return dst
 
