@@ -559,7 +559,15 @@ def test_store_label_keeps_what_is_there(base, edflow_copy):
                                                f"{N_BASE}") as info:
         zview.store_label(base, "y", np.arange(3))
     check(info.value, ValueError, store=base, key="y", value=3)
+    with pytest.raises(errors.ViewError, match="one would be a folder of the other") as info:
+        zview.store_label(base, "x/sub", np.arange(N_BASE), overwrite=True)
+    check(info.value, ValueError, store=base, key="x/sub", value="x")
     assert {p: p.read_bytes() for p in base.rglob("*") if p.is_file()} == before
+    zview.store_label(base, "nested/y", np.arange(N_BASE))
+    with pytest.raises(errors.ViewError, match="one would be a folder of the other") as info:
+        zview.store_label(base, "nested", np.arange(N_BASE), overwrite=True)  # not a deletion
+    check(info.value, ValueError, store=base, key="nested", value="nested/y")
+    np.testing.assert_array_equal(zview.open(base).labels["nested"]["y"], np.arange(N_BASE))
     legacy = edflow_copy / "base"
     with pytest.raises(errors.ReadOnlyStoreError, match="zview convert") as info:
         zview.store_label(legacy, "y", np.arange(24))

@@ -95,6 +95,11 @@ def _check_label_fits(where: Location, key: str, data: np.ndarray, overwrite: bo
     if key in labels and not overwrite:
         raise StoreExistsError(f"label {key!r} exists; pass overwrite=True to replace it",
                                store=str(where), key=key)
+    # a label is an array, a path segment a group: one name cannot be both
+    clash = sorted(p for p in labels if p.startswith(f"{key}/") or key.startswith(f"{p}/"))
+    if clash:
+        raise ViewError(f"label {key!r} cannot sit beside label {clash[0]!r}: one would be a "
+                        f"folder of the other", store=str(where), key=key, value=clash[0])
     length = state.get("length")
     if set(labels) - {key} and length != data.shape[0]:
         raise ViewError(f"label {key!r} has {data.shape[0]} rows, but the store's examples "
